@@ -1,0 +1,125 @@
+"""The ``edgegan`` command line: thin wrappers over the stage APIs; one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from edgegan import __version__
+from edgegan.errors import EdgeGANError
+
+
+class _Group(click.Group):
+    """Turns EdgeGANError into ``error: <message>`` and exit code 2, and Ctrl-C into a resume hint."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgeGANError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; completed checkpoints are intact (continue with --resume)", err=True)
+            sys.exit(130)
+
+
+def _need_torch(extra: str = "train") -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise EdgeGANError(f"this command needs PyTorch: pip install 'edgegan[{extra}]' "
+                           "(install a torch build for your machine first)") from err
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgegan")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """EdgeGAN: train a selfie-to-cartoon GAN, distil, quantize, export, run it on the edge."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s: %(message)s")
+
+
+# ---------------------------------------------------------------- data
+@main.group()
+def data() -> None:
+    """Datasets: the built-in demo data."""
+
+
+@data.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/demo"), show_default=True)
+@click.option("--size", type=int, default=64, show_default=True, help="Image side in pixels.")
+@click.option("--n-train", type=int, default=200, show_default=True, help="Images per training domain.")
+@click.option("--n-test", type=int, default=24, show_default=True, help="Test images per domain.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
+def data_demo(out: Path, size: int, n_train: int, n_test: int, seed: int, overwrite: bool) -> None:
+    """Build the offline demo dataset (photo crops vs. their OpenCV cartoon stylisation)."""
+    from edgegan.data.demo import build_demo_dataset
+
+    summary = build_demo_dataset(out, size=size, n_train=n_train, n_test=n_test, seed=seed, overwrite=overwrite)
+    click.echo(f"demo data written to {out}: {summary}")
+
+
+# ---------------------------------------------------------------- train
+_TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives override the preset/saved run
+    "size": "size", "ngf": "ngf", "ndf": "ndf", "n_res": "n_res", "iters": "iters", "batch": "batch",
+    "lr": "lr", "save_every": "save_every", "sample_every": "sample_every", "log_every": "log_every",
+    "seed": "seed", "device": "device", "precision": "precision", "channels_last": "channels_last",
+    "data": "data", "keep_checkpoints": "keep_checkpoints",
+}
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ trainB/ [testA/ testB/].")
+@click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
+@click.option("--preset", default=None, help="ugatit-light (default) or ugatit.")
+@click.option("--size", type=int, help="Training crop size [256].")
+@click.option("--ngf", type=int, help="Generator base width [64].")
+@click.option("--ndf", type=int, help="Discriminator base width [64].")
+@click.option("--n-res", "n_res", type=int, help="Residual blocks in encoder and decoder [4].")
+@click.option("--iters", type=int, help="Total iterations [100000].")
+@click.option("--batch", type=int, help="Batch size per process [1].")
+@click.option("--lr", type=float, help="Adam learning rate [1e-4].")
+@click.option("--save-every", type=int, help="Checkpoint interval in iterations [1000].")
+@click.option("--sample-every", type=int, help="Sample-grid interval, 0 = off [500].")
+@click.option("--log-every", type=int, help="metrics.jsonl interval [10].")
+@click.option("--keep-checkpoints", type=int, help="How many recent checkpoints to keep [3].")
+@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast [auto].")
+@click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), help="Memory format [auto].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+def train(out: str, preset: str | None, resume: bool, no_progress: bool, **flags) -> None:
+    """Train U-GAT-IT on unpaired data (one GPU, torchrun for several, or the CPU)."""
+    _need_torch()
+    from edgegan.train.config import resolve_config
+    from edgegan.train.ugatit import train as run_training
+
+    overrides = {_TRAIN_FLAGS[k]: v for k, v in flags.items() if v is not None}
+    cfg = resolve_config(out=out, preset=preset, overrides={**overrides, "out": out}, resume=resume)
+    if not cfg.data:
+        raise EdgeGANError("--data: required (a folder with trainA/ and trainB/)")
+    final = run_training(cfg, resume=resume, progress=not no_progress)
+    click.echo(f"checkpoint: {final}")
+
+
+# ---------------------------------------------------------------- quickstart
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
+@click.option("--iters", type=int, default=None, help="Teacher iterations (default: the ~5-minute budget).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-progress", is_flag=True)
+def quickstart(out: Path, iters: int | None, device: str, no_progress: bool) -> None:
+    """Demo data -> teacher, on the built-in data, in minutes on a laptop CPU. Re-running resumes."""
+    _need_torch()
+    from edgegan.quickstart import run_quickstart
+
+    run_quickstart(out, iters=iters, device=device, progress=not no_progress)
+
+
+if __name__ == "__main__":
+    main()

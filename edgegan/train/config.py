@@ -1,0 +1,118 @@
+"""Training configuration: one dataclass, presets as data, saved next to the checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+
+from edgegan.errors import EdgeGANError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs/train"
+    preset: str = "ugatit-light"
+    generator: str = "ugatit-light"  # registry name, set by the preset
+    size: int = 256
+    ngf: int = 64
+    ndf: int = 64
+    n_res: int = 4
+    iters: int = 100_000
+    batch: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    adv_weight: float = 1.0
+    cycle_weight: float = 10.0
+    identity_weight: float = 10.0
+    cam_weight: float = 1000.0
+    save_every: int = 1000
+    sample_every: int = 500
+    log_every: int = 10
+    n_samples: int = 4
+    keep_checkpoints: int = 3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    channels_last: str = "auto"  # auto (on for CUDA) | on | off
+    cache_mb: float = 1024
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        return cls(**kw)
+
+
+# Fields that define the networks: a checkpoint only resumes under the same values.
+ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res")
+
+PRESETS: dict[str, dict] = {
+    "ugatit-light": {"generator": "ugatit-light"},
+    "ugatit": {"generator": "ugatit"},
+}
+
+
+def preset_config(preset: str, **overrides) -> TrainConfig:
+    if preset not in PRESETS:
+        close = difflib.get_close_matches(preset, PRESETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise EdgeGANError(f"--preset: unknown preset {preset!r}{hint}; available: {', '.join(PRESETS)}")
+    return validate(TrainConfig(preset=preset, **{**PRESETS[preset], **overrides}))
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    checks = [
+        (cfg.size >= 32 and cfg.size % 4 == 0, "--size", f"must be a multiple of 4 and >= 32, got {cfg.size}"),
+        (cfg.ngf >= 1, "--ngf", f"must be >= 1, got {cfg.ngf}"),
+        (cfg.ndf >= 1, "--ndf", f"must be >= 1, got {cfg.ndf}"),
+        (cfg.n_res >= 1, "--n-res", f"must be >= 1, got {cfg.n_res}"),
+        (cfg.iters >= 1, "--iters", f"must be >= 1, got {cfg.iters}"),
+        (cfg.batch >= 1, "--batch", f"must be >= 1, got {cfg.batch}"),
+        (cfg.lr > 0, "--lr", f"must be > 0, got {cfg.lr}"),
+        (cfg.save_every >= 1, "--save-every", f"must be >= 1, got {cfg.save_every}"),
+        (cfg.sample_every >= 0, "--sample-every", f"must be >= 0 (0 = off), got {cfg.sample_every}"),
+        (cfg.precision in ("auto", "fp32", "bf16", "fp16"), "--precision",
+         f"must be auto, fp32, bf16 or fp16, got {cfg.precision!r}"),
+        (cfg.channels_last in ("auto", "on", "off"), "--channels-last",
+         f"must be auto, on or off, got {cfg.channels_last!r}"),
+    ]
+    for ok, flag, msg in checks:
+        if not ok:
+            raise EdgeGANError(f"{flag}: {msg}")
+    return cfg
+
+
+def resolve_config(*, out: str, preset: str | None, overrides: dict, resume: bool) -> TrainConfig:
+    """The config a ``train`` call means: on ``--resume`` the saved one, with only non-architecture
+    flags allowed to change (e.g. ``--iters`` to train longer); otherwise the preset's defaults."""
+    import json
+    from pathlib import Path
+
+    from edgegan.errors import CheckpointError
+
+    saved = Path(out) / "config.json"
+    if resume and saved.is_file():
+        try:
+            base = TrainConfig.from_dict(json.loads(saved.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise CheckpointError(f"{saved}: unreadable run config ({err})") from err
+        if preset is not None and preset != base.preset:
+            raise CheckpointError(f"--preset {preset}: the run in {out} was trained with preset {base.preset!r}")
+        for key in ARCH_FIELDS:
+            if key in overrides and overrides[key] != getattr(base, key):
+                flag = "--" + key.replace("_", "-")
+                raise CheckpointError(f"{flag} {overrides[key]}: the checkpoint in {out} was trained with "
+                                      f"{key}={getattr(base, key)}; drop the flag or choose another --out")
+        return validate(dataclasses.replace(base, **overrides))
+    return preset_config(preset or "ugatit-light", **overrides)

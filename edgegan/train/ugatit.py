@@ -1,0 +1,284 @@
+"""The U-GAT-IT trainer: read it top to bottom — networks, losses, one step, samples, the loop.
+
+Speed choices (same losses and networks as the paper's code, less work per iteration):
+- both generators run once per iteration; the discriminator update reuses their outputs
+  detached (the reference recomputes them: identical values, since G has not changed yet);
+- each generator translates its real input and its identity input in one batch;
+- each discriminator scores real and fake in one batch;
+- discriminator weights are frozen while the generator loss backpropagates through them;
+- sampling runs under ``torch.no_grad()``; autocast and channels_last where they pay (CUDA).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from edgegan.data.unpaired import UnpairedData
+from edgegan.errors import EdgeGANError
+from edgegan.io_utils import write_json_atomic
+from edgegan.models import create_model
+from edgegan.models.layers import clip_rho_
+from edgegan.train import samples
+from edgegan.train.checkpoint import (
+    list_checkpoints, load_optimizers, load_weights, read_checkpoint, save_checkpoint, set_rng_state,
+)
+from edgegan.train.common import (
+    MetricsLog, Runtime, linear_decay_lr, prepare_out_dir, set_requires_grad, setup_runtime, weights_checksum,
+)
+from edgegan.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- networks
+class Generators(nn.Module):
+    """Both translation directions; one forward gives everything the losses need."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        kw = dict(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.size)
+        self.a2b = create_model(cfg.generator, **kw)
+        self.b2a = create_model(cfg.generator, **kw)
+
+    def forward(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        n = real_a.shape[0]
+        # (translation, identity) in one batch per generator: (2B, 3, H, W)
+        ab_bb, cam_ab_bb, _ = self.a2b(torch.cat([real_a, real_b]))
+        ba_aa, cam_ba_aa, _ = self.b2a(torch.cat([real_b, real_a]))
+        fake_ab, fake_bb = ab_bb[:n], ab_bb[n:]
+        fake_ba, fake_aa = ba_aa[:n], ba_aa[n:]
+        fake_aba = self.b2a(fake_ab)[0]
+        fake_bab = self.a2b(fake_ba)[0]
+        return {"fake_ab": fake_ab, "fake_bb": fake_bb, "fake_ba": fake_ba, "fake_aa": fake_aa,
+                "fake_aba": fake_aba, "fake_bab": fake_bab,
+                "cam_ab": cam_ab_bb[:n], "cam_bb": cam_ab_bb[n:], "cam_ba": cam_ba_aa[:n], "cam_aa": cam_ba_aa[n:]}
+
+
+class Discriminators(nn.Module):
+    """Global and local discriminators for each domain; ``forward(images_a, images_b)`` scores
+    domain-A images with D_A (global, local) and domain-B images with D_B."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        kw = dict(ndf=cfg.ndf, img_size=cfg.size)
+        self.global_a = create_model("ugatit-disc-global", **kw)
+        self.local_a = create_model("ugatit-disc-local", **kw)
+        self.global_b = create_model("ugatit-disc-global", **kw)
+        self.local_b = create_model("ugatit-disc-local", **kw)
+
+    def forward(self, images_a: torch.Tensor, images_b: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [d(x)[:2] for d, x in ((self.global_a, images_a), (self.local_a, images_a),
+                                      (self.global_b, images_b), (self.local_b, images_b))]
+
+
+# ---------------------------------------------------------------- losses
+def lsgan(x: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(x.float(), torch.full_like(x, target, dtype=torch.float32))
+
+
+def discriminator_loss(scores: list[tuple[torch.Tensor, torch.Tensor]], n_real: int) -> torch.Tensor:
+    """LSGAN on patch and CAM logits; each score batch is [real (n_real), fake (rest)]."""
+    return sum(lsgan(t[:n_real], 1.0) + lsgan(t[n_real:], 0.0) for pair in scores for t in pair)
+
+
+def generator_adv_loss(scores: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    return sum(lsgan(t, 1.0) for pair in scores for t in pair)
+
+
+def cam_bce(logit: torch.Tensor, target: float) -> torch.Tensor:
+    logit = logit.float()
+    return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))
+
+
+# ---------------------------------------------------------------- one iteration
+def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g: torch.optim.Optimizer,
+               opt_d: torch.optim.Optimizer, real_a: torch.Tensor, real_b: torch.Tensor, cfg: TrainConfig,
+               rt: Runtime, scalers: dict | None = None) -> dict[str, torch.Tensor]:
+    """One D update then one G update (the paper's order). Returns the loss terms (0-dim tensors)."""
+    n = real_a.shape[0]
+    with rt.autocast():
+        g = gen(real_a, real_b)
+
+    # Discriminators, on detached fakes from the same generator weights.
+    set_requires_grad([disc_raw], True)
+    opt_d.zero_grad(set_to_none=True)
+    with rt.autocast():
+        scores = disc(torch.cat([real_a, g["fake_ba"].detach()]), torch.cat([real_b, g["fake_ab"].detach()]))
+        d_loss = cfg.adv_weight * discriminator_loss(scores, n)
+    _backward_step(d_loss, opt_d, scalers and scalers["d"])
+
+    # Generators: adversarial through the just-updated (frozen) Ds, cycle, identity, CAM.
+    set_requires_grad([disc_raw], False)
+    opt_g.zero_grad(set_to_none=True)
+    with rt.autocast():
+        g_adv = generator_adv_loss(disc_raw(g["fake_ba"], g["fake_ab"]))
+    g_cycle = F.l1_loss(g["fake_aba"].float(), real_a) + F.l1_loss(g["fake_bab"].float(), real_b)
+    g_identity = F.l1_loss(g["fake_aa"].float(), real_a) + F.l1_loss(g["fake_bb"].float(), real_b)
+    g_cam = (cam_bce(g["cam_ab"], 1.0) + cam_bce(g["cam_bb"], 0.0)
+             + cam_bce(g["cam_ba"], 1.0) + cam_bce(g["cam_aa"], 0.0))
+    g_loss = (cfg.adv_weight * g_adv + cfg.cycle_weight * g_cycle + cfg.identity_weight * g_identity
+              + cfg.cam_weight * g_cam)
+    _backward_step(g_loss, opt_g, scalers and scalers["g"])
+    clip_rho_(gen)
+    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "g_adv": g_adv.detach(),
+            "g_cycle": g_cycle.detach(), "g_identity": g_identity.detach(), "g_cam": g_cam.detach()}
+
+
+def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+
+# ---------------------------------------------------------------- samples
+@torch.no_grad()
+def sample_grid(gen_raw: Generators, data: UnpairedData, cfg: TrainConfig, rt: Runtime):
+    """Input / CAM heatmap / translation / cycle, for A->B next to B->A."""
+    blocks = []
+    for role, fwd, back in (("testA", gen_raw.a2b, gen_raw.b2a), ("testB", gen_raw.b2a, gen_raw.a2b)):
+        x = torch.from_numpy(data.test_batch(role, cfg.n_samples)).to(rt.device)
+        with rt.autocast():
+            fake, _, heat = fwd(x)
+            cycle = back(fake)[0]
+        src, dst = ("A", "B") if role == "testA" else ("B", "A")
+        real_u8 = samples.to_uint8(x)
+        blocks.append(samples.grid([
+            (f"input {src}", real_u8),
+            ("CAM\nheatmap", samples.heatmap_overlay(real_u8, heat)),
+            (f"{src}->{dst}", samples.to_uint8(fake)),
+            (f"cycle\n{src}->{dst}->{src}", samples.to_uint8(cycle)),
+        ]))
+    return samples.side_by_side(*blocks)
+
+
+# ---------------------------------------------------------------- the loop
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a U-GAT-IT run in ``cfg.out``; returns the final checkpoint's path."""
+    rt = setup_runtime(cfg.device, cfg.precision, cfg.channels_last)
+    out = Path(cfg.out)
+    if rt.is_main:
+        prepare_out_dir(out, resume=resume)
+    _barrier(rt)
+    found = list_checkpoints(out / "checkpoints") if resume else []
+    ckpt = read_checkpoint(found[-1]) if found else None
+    if resume and ckpt is None and rt.is_main:
+        log.warning("--resume: no checkpoint in %s yet, starting from scratch", out)
+
+    torch.manual_seed(cfg.seed)
+    data = UnpairedData(cfg.data, cfg.size, seed=cfg.seed, cache_mb=cfg.cache_mb,
+                        progress=progress and rt.is_main)
+    gen_raw, disc_raw = Generators(cfg), Discriminators(cfg)
+    opt_g = torch.optim.Adam(gen_raw.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt_d = torch.optim.Adam(disc_raw.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    modules = {"gen_a2b": gen_raw.a2b, "gen_b2a": gen_raw.b2a, "disc_global_a": disc_raw.global_a,
+               "disc_local_a": disc_raw.local_a, "disc_global_b": disc_raw.global_b,
+               "disc_local_b": disc_raw.local_b}
+    optimizers = {"opt_g": opt_g, "opt_d": opt_d}
+    mem = torch.channels_last if rt.channels_last else torch.contiguous_format
+    gen_raw.to(rt.device, memory_format=mem)
+    disc_raw.to(rt.device, memory_format=mem)
+    start = 0
+    scalers = None
+    if rt.dtype == torch.float16:
+        scalers = {k: torch.amp.GradScaler("cuda") for k in ("g", "d")}
+    if ckpt is not None:
+        load_weights(ckpt, modules)
+        load_optimizers(ckpt, optimizers)
+        set_rng_state(ckpt.state["rng"])
+        if scalers and "scalers" in ckpt.state:
+            for k, s in scalers.items():
+                s.load_state_dict(ckpt.state["scalers"][k])
+        start = ckpt.step
+    gen, disc = gen_raw, disc_raw
+    if rt.distributed:
+        ids = [rt.device.index] if rt.device.type == "cuda" else None
+        gen = DistributedDataParallel(gen_raw, device_ids=ids)
+        disc = DistributedDataParallel(disc_raw, device_ids=ids)
+
+    metrics = None
+    if rt.is_main:
+        write_json_atomic(out / "config.json", cfg.to_dict())
+        metrics = MetricsLog(out / "metrics.jsonl", resume_step=start if ckpt else None)
+    bar = None
+    if progress and rt.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.preset}", unit="it", dynamic_ncols=True)
+
+    def fetch(step: int):
+        a, b = data.batch(step, cfg.batch, rank=rt.rank, world=rt.world)
+        return (torch.from_numpy(a).to(rt.device, memory_format=mem),
+                torch.from_numpy(b).to(rt.device, memory_format=mem))
+
+    def save(step: int) -> Path:
+        state = {"scalers": {k: s.state_dict() for k, s in scalers.items()}} if scalers else {}
+        if rt.distributed:  # every rank's fingerprint goes into the checkpoint: they must agree
+            sums = [None] * rt.world
+            torch.distributed.all_gather_object(sums, weights_checksum(modules.values()))
+            state["rank_checksums"] = sums
+        path = None
+        if rt.is_main:
+            path = save_checkpoint(out / "checkpoints", step, modules=modules, optimizers=optimizers,
+                                   config=cfg.to_dict(), state=state, keep=cfg.keep_checkpoints)
+        _barrier(rt)
+        return path
+
+    last_path = found[-1] if found else None
+    prefetch = ThreadPoolExecutor(max_workers=1)  # decodes the next batch while this one trains
+    pending = prefetch.submit(fetch, start)
+    t_last, steps_since = time.perf_counter(), 0
+    try:
+        for step in range(start, cfg.iters):
+            lr = linear_decay_lr(step, cfg.iters, cfg.lr)
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            real_a, real_b = pending.result()
+            if step + 1 < cfg.iters:
+                pending = prefetch.submit(fetch, step + 1)
+            losses = train_step(gen, disc, disc_raw, opt_g, opt_d, real_a, real_b, cfg, rt, scalers)
+            values = {k: float(v) for k, v in losses.items()}
+            bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(values[k])]
+            if bad:
+                where = f"; the last checkpoint {last_path} is intact" if last_path else ""
+                raise EdgeGANError(f"step {step + 1}: {bad[0]} is {values[bad[0]]} (training diverged){where}; "
+                                   "resume with a lower --lr or --precision fp32")
+            done = step + 1
+            steps_since += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", lr=f"{lr:.1e}")
+            if metrics is not None and (done % cfg.log_every == 0 or done == cfg.iters):
+                now = time.perf_counter()
+                metrics.write({"step": done, "lr": lr, **values,
+                               "sec_per_iter": round((now - t_last) / steps_since, 4)})
+                t_last, steps_since = now, 0
+            if rt.is_main and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.iters):
+                samples.write_grid(out / "samples" / f"step_{done:07d}.png", sample_grid(gen_raw, data, cfg, rt))
+            if done % cfg.save_every == 0 or done == cfg.iters:
+                last_path = save(done)
+    finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+        if metrics is not None:
+            metrics.close()
+    return last_path if last_path is not None else out / "checkpoints"
+
+
+def _barrier(rt: Runtime) -> None:
+    if rt.distributed:
+        torch.distributed.barrier()

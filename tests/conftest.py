@@ -1,0 +1,27 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgegan.data.demo import build_demo_dataset
+
+TINY = ["--size", "32", "--ngf", "4", "--ndf", "4", "--n-res", "1", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A small copy of the built-in demo data at 32 px."""
+    root = tmp_path_factory.mktemp("data") / "demo"
+    build_demo_dataset(root, size=32, n_train=16, n_test=4, seed=0, progress=False)
+    return root
+
+
+def edgegan_cmd() -> list[str]:
+    return [sys.executable, "-m", "edgegan.cli"]
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
