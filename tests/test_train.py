@@ -92,7 +92,7 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tiny_data, tmp_path):
 @pytest.mark.slow
 def test_ddp_gloo_two_processes_ranks_agree(tiny_data, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "edgegan.cli", "train", "--data", str(tiny_data), "--out", str(out), *TINY,
            "--iters", "6", "--save-every", "3", "--sample-every", "3", "--log-every", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=600)

@@ -41,7 +41,7 @@ def _label(text: str, height: int, width: int) -> np.ndarray:
 def grid(rows: list[tuple[str, np.ndarray]], pad: int = 2) -> np.ndarray:
     """Rows of (label, (N, H, W, 3) uint8) -> one image, a label column on the left."""
     n, h, w = rows[0][1].shape[:3]
-    label_w = max(64, w)
+    label_w = max(112, w)
     lines = []
     for label, imgs in rows:
         cells = [_label(label, h, label_w)] + [np.pad(im, ((0, 0), (pad, 0), (0, 0)), constant_values=255)

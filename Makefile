@@ -1,0 +1,28 @@
+# Two commands for a fresh machine: `make demo` (the quickstart on built-in data) and `make test`.
+# Both create/reuse .venv and install what they need. GPU users: install your CUDA torch build
+# into the venv first, or set TORCH_SPEC to the build you want.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/edgegan quickstart --out runs/quickstart
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

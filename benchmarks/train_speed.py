@@ -1,0 +1,157 @@
+"""Training speed and memory on this machine, EdgeGAN's step vs the reference algorithm.
+
+Prints, for each config, seconds/iteration and peak RSS of
+- ``edgegan``: the trainer's step (``edgegan.train.ugatit.train_step``), and
+- ``reference``: the same networks and losses in the order of the public U-GAT-IT code
+  (D step recomputes both fakes with autograd, every G/D call separate, D weights not frozen
+  during the G step),
+each in a fresh subprocess, interleaved, so the ratio is measured under the same load.
+Then parameters and MACs (``torch.utils.flop_counter``) of every network at each size.
+
+    python benchmarks/train_speed.py                # tiny (64 px) and 256 px light configs
+    python benchmarks/train_speed.py --configs tiny --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+CONFIGS = {
+    "tiny": dict(size=64, ngf=16, ndf=16, n_res=4, iters=12, warmup=3),
+    "256-light": dict(size=256, ngf=64, ndf=64, n_res=4, iters=3, warmup=1),
+}
+
+
+def reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg):
+    """The public U-GAT-IT iteration: 8 generator passes, 16 discriminator passes."""
+    import torch.nn.functional as F
+
+    from edgegan.models.layers import clip_rho_
+    from edgegan.train.ugatit import cam_bce, lsgan
+
+    g, d = gen, disc
+    opt_d.zero_grad()
+    fake_ab, _, _ = g.a2b(real_a)
+    fake_ba, _, _ = g.b2a(real_b)
+    d_loss = 0
+    for dnet, real, fake in ((d.global_a, real_a, fake_ba), (d.local_a, real_a, fake_ba),
+                             (d.global_b, real_b, fake_ab), (d.local_b, real_b, fake_ab)):
+        r_logit, r_cam, _ = dnet(real)
+        f_logit, f_cam, _ = dnet(fake)
+        d_loss = d_loss + lsgan(r_logit, 1) + lsgan(f_logit, 0) + lsgan(r_cam, 1) + lsgan(f_cam, 0)
+    (cfg.adv_weight * d_loss).backward()
+    opt_d.step()
+
+    opt_g.zero_grad()
+    fake_ab, cam_ab, _ = g.a2b(real_a)
+    fake_ba, cam_ba, _ = g.b2a(real_b)
+    fake_aba, _, _ = g.b2a(fake_ab)
+    fake_bab, _, _ = g.a2b(fake_ba)
+    fake_aa, cam_aa, _ = g.b2a(real_a)
+    fake_bb, cam_bb, _ = g.a2b(real_b)
+    adv = 0
+    for dnet, fake in ((d.global_a, fake_ba), (d.local_a, fake_ba), (d.global_b, fake_ab), (d.local_b, fake_ab)):
+        logit, cam, _ = dnet(fake)
+        adv = adv + lsgan(logit, 1) + lsgan(cam, 1)
+    loss = (cfg.adv_weight * adv
+            + cfg.cycle_weight * (F.l1_loss(fake_aba, real_a) + F.l1_loss(fake_bab, real_b))
+            + cfg.identity_weight * (F.l1_loss(fake_aa, real_a) + F.l1_loss(fake_bb, real_b))
+            + cfg.cam_weight * (cam_bce(cam_ba, 1) + cam_bce(cam_aa, 0) + cam_bce(cam_ab, 1) + cam_bce(cam_bb, 0)))
+    loss.backward()
+    opt_g.step()
+    clip_rho_(g)
+
+
+def child(config: str, variant: str, precision: str) -> None:
+    """Time one variant in this process and print a JSON line."""
+    import torch
+
+    from edgegan.train.common import setup_runtime
+    from edgegan.train.config import preset_config
+    from edgegan.train.ugatit import Discriminators, Generators, train_step
+
+    c = CONFIGS[config]
+    cfg = preset_config("ugatit-light", size=c["size"], ngf=c["ngf"], ndf=c["ndf"], n_res=c["n_res"],
+                        device="cpu", precision=precision)
+    rt = setup_runtime("cpu", precision, "off")
+    torch.manual_seed(0)
+    gen, disc = Generators(cfg), Discriminators(cfg)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    real_a = torch.rand(1, 3, c["size"], c["size"]) * 2 - 1
+    real_b = torch.rand(1, 3, c["size"], c["size"]) * 2 - 1
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for i in range(c["warmup"] + c["iters"]):
+        t = time.perf_counter()
+        if variant == "edgegan":
+            train_step(gen, disc, disc, opt_g, opt_d, real_a, real_b, cfg, rt)
+        else:
+            with rt.autocast():
+                reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg)
+        if i >= c["warmup"]:
+            times.append(time.perf_counter() - t)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"median_s": statistics.median(times), "peak_rss_gb": peak / 2**20,
+                      "train_rss_gb": (peak - rss0) / 2**20, "threads": torch.get_num_threads()}))
+
+
+def count_models(sizes: list[int]) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from edgegan.models import create_model
+
+    print("\nparameters and MACs per network (batch 1)")
+    print(f"{'model':<22}{'size':>6}{'width':>7}{'params (M)':>12}{'GMACs':>9}")
+    for size in sizes:
+        for name, width in (("ugatit-light", 64), ("ugatit-light", 32), ("ugatit-light", 16),
+                            ("ugatit-disc-global", 64), ("ugatit-disc-local", 64)):
+            key = "ngf" if not name.startswith("ugatit-disc") else "ndf"
+            model = create_model(name, img_size=size, **{key: width}).eval()
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                model(torch.zeros(1, 3, size, size))
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            print(f"{name:<22}{size:>6}{width:>7}{params:>12.3f}{counter.get_total_flops() / 2e9:>9.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", default="tiny,256-light")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats per variant")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.precision)
+        return
+    print(f"CPU training step, batch 1, {args.precision}, one fresh process per measurement")
+    print(f"{'config':<11}{'variant':<11}{'s/iter':>8}{'peak RSS GB':>13}{'train RSS GB':>14}")
+    sizes = []
+    for config in args.configs.split(","):
+        c = CONFIGS[config]
+        sizes.append(c["size"])
+        results: dict[str, list[dict]] = {"edgegan": [], "reference": []}
+        for _ in range(args.repeats):
+            for variant in results:  # interleaved: both see the same machine load
+                out = subprocess.run([sys.executable, __file__, "--precision", args.precision,
+                                      "--child", config, variant], capture_output=True, text=True, check=True)
+                results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for variant, runs in results.items():
+            s = statistics.median(r["median_s"] for r in runs)
+            print(f"{config:<11}{variant:<11}{s:>8.3f}{max(r['peak_rss_gb'] for r in runs):>13.2f}"
+                  f"{max(r['train_rss_gb'] for r in runs):>14.2f}")
+        ratio = (statistics.median(r["median_s"] for r in results["edgegan"])
+                 / statistics.median(r["median_s"] for r in results["reference"]))
+        print(f"{config:<11}{'ratio':<11}{ratio:>8.2f}   (edgegan / reference time; goal <= 0.67)")
+    count_models(sorted(set(sizes)))
+
+
+if __name__ == "__main__":
+    main()
