@@ -1,11 +1,13 @@
 """Training speed and memory on this machine, EdgeGAN's step vs the reference algorithm.
 
 Prints, for each config, seconds/iteration and peak RSS of
-- ``edgegan``: the trainer's step (``edgegan.train.ugatit.train_step``), and
-- ``reference``: the same networks and losses in the order of the public U-GAT-IT code
-  (D step recomputes both fakes with autograd, every G/D call separate, D weights not frozen
-  during the G step),
-each in a fresh subprocess, interleaved, so the ratio is measured under the same load.
+- ``edgegan``: the trainer's step (``edgegan.train.ugatit.train_step``), fp32;
+- ``edgegan-bf16``: the same step under CPU bf16 autocast (``--precision bf16``);
+- ``reference``: the same networks and losses computed the way the public U-GAT-IT code does:
+  its order (the D step recomputes both fakes with autograd and backpropagates into G, every
+  G/D call separate, D weights not frozen during the G step) and its AdaLIN/ILN formulation
+  (separate instance and layer normalisations with ``torch.var``, then the affine);
+each in a fresh subprocess, interleaved, so the ratios are measured under the same load.
 Then parameters and MACs (``torch.utils.flop_counter``) of every network at each size.
 
     python benchmarks/train_speed.py                # tiny (64 px) and 256 px light configs
@@ -68,15 +70,34 @@ def reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg):
     clip_rho_(g)
 
 
-def child(config: str, variant: str, precision: str) -> None:
+def reference_instance_layer_mix(x, rho, eps, gamma=None, beta=None):
+    """AdaLIN/ILN as the public U-GAT-IT code computes them."""
+    in_mean, in_var = x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), keepdim=True)
+    out_in = (x - in_mean) / (in_var + eps).sqrt()
+    ln_mean, ln_var = x.mean(dim=(1, 2, 3), keepdim=True), x.var(dim=(1, 2, 3), keepdim=True)
+    out_ln = (x - ln_mean) / (ln_var + eps).sqrt()
+    rho = rho.clamp(0.0, 1.0).expand(x.shape[0], -1, -1, -1)
+    out = rho * out_in + (1 - rho) * out_ln
+    if gamma is not None:
+        out = out * gamma
+    if beta is not None:
+        out = out + beta
+    return out
+
+
+def child(config: str, variant: str) -> None:
     """Time one variant in this process and print a JSON line."""
     import torch
 
+    from edgegan.models import layers
     from edgegan.train.common import setup_runtime
     from edgegan.train.config import preset_config
     from edgegan.train.ugatit import Discriminators, Generators, train_step
 
     c = CONFIGS[config]
+    precision = "bf16" if variant == "edgegan-bf16" else "fp32"
+    if variant == "reference":
+        layers.instance_layer_mix = reference_instance_layer_mix
     cfg = preset_config("ugatit-light", size=c["size"], ngf=c["ngf"], ndf=c["ndf"], n_res=c["n_res"],
                         device="cpu", precision=precision)
     rt = setup_runtime("cpu", precision, "off")
@@ -90,11 +111,10 @@ def child(config: str, variant: str, precision: str) -> None:
     times = []
     for i in range(c["warmup"] + c["iters"]):
         t = time.perf_counter()
-        if variant == "edgegan":
-            train_step(gen, disc, disc, opt_g, opt_d, real_a, real_b, cfg, rt)
+        if variant == "reference":
+            reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg)
         else:
-            with rt.autocast():
-                reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg)
+            train_step(gen, disc, disc, opt_g, opt_d, real_a, real_b, cfg, rt)
         if i >= c["warmup"]:
             times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -125,31 +145,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", default="tiny,256-light")
     ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats per variant")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.precision)
+        child(args.child[0], args.child[1])
         return
-    print(f"CPU training step, batch 1, {args.precision}, one fresh process per measurement")
-    print(f"{'config':<11}{'variant':<11}{'s/iter':>8}{'peak RSS GB':>13}{'train RSS GB':>14}")
+    print("CPU training step, batch 1, one fresh process per measurement")
+    print(f"{'config':<11}{'variant':<14}{'s/iter':>8}{'peak RSS GB':>13}{'train RSS GB':>14}"
+          f"{'÷ ref':>9}   (goal: edgegan fp32 <= 0.67 x reference)")
     sizes = []
     for config in args.configs.split(","):
         c = CONFIGS[config]
         sizes.append(c["size"])
-        results: dict[str, list[dict]] = {"edgegan": [], "reference": []}
+        results: dict[str, list[dict]] = {"edgegan": [], "edgegan-bf16": [], "reference": []}
         for _ in range(args.repeats):
             for variant in results:  # interleaved: both see the same machine load
-                out = subprocess.run([sys.executable, __file__, "--precision", args.precision,
-                                      "--child", config, variant], capture_output=True, text=True, check=True)
+                out = subprocess.run([sys.executable, __file__, "--child", config, variant],
+                                     capture_output=True, text=True, check=True)
                 results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        med = {v: statistics.median(r["median_s"] for r in runs) for v, runs in results.items()}
         for variant, runs in results.items():
-            s = statistics.median(r["median_s"] for r in runs)
-            print(f"{config:<11}{variant:<11}{s:>8.3f}{max(r['peak_rss_gb'] for r in runs):>13.2f}"
-                  f"{max(r['train_rss_gb'] for r in runs):>14.2f}")
-        ratio = (statistics.median(r["median_s"] for r in results["edgegan"])
-                 / statistics.median(r["median_s"] for r in results["reference"]))
-        print(f"{config:<11}{'ratio':<11}{ratio:>8.2f}   (edgegan / reference time; goal <= 0.67)")
+            print(f"{config:<11}{variant:<14}{med[variant]:>8.3f}{max(r['peak_rss_gb'] for r in runs):>13.2f}"
+                  f"{max(r['train_rss_gb'] for r in runs):>14.2f}{med[variant] / med['reference']:>9.2f}")
     count_models(sorted(set(sizes)))
 
 

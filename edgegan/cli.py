@@ -107,6 +107,34 @@ def train(out: str, preset: str | None, resume: bool, no_progress: bool, **flags
     click.echo(f"checkpoint: {final}")
 
 
+# ---------------------------------------------------------------- eval
+@main.command("eval")
+@click.option("--model", required=True, help="A training checkpoint: run folder, step_* folder or weights file.")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder with testA/ testB/ [testA_gt/].")
+@click.option("--direction", type=click.Choice(["A2B", "B2A"]), default="A2B", show_default=True)
+@click.option("--reference", default=None, help="Another model: also score the model's outputs against its outputs.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSON report (a PNG grid goes beside it).")
+@click.option("--grid", type=click.Path(path_type=Path), default=None, help="Side-by-side PNG [OUT with .png].")
+@click.option("--no-fid", is_flag=True, help="Skip FID/KID (paired scores only).")
+@click.option("--device", default="cpu", show_default=True)
+def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out: Path | None, grid: Path | None,
+             no_fid: bool, device: str) -> None:
+    """Translate the test photos and score them: PSNR/SSIM vs ground truth, FID/KID, vs a reference."""
+    _need_torch()
+    from edgegan.eval.evaluate import evaluate, format_report
+    from edgegan.io_utils import write_json_atomic
+
+    if grid is None and out is not None:
+        grid = out.with_suffix(".png")
+    report = evaluate(model, data, direction=direction, reference=reference, fid=not no_fid, device=device,
+                      grid_path=grid)
+    click.echo(format_report(report))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, report)
+        click.echo(f"report: {out}" + (f", grid: {grid}" if grid else ""))
+
+
 # ---------------------------------------------------------------- quickstart
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)

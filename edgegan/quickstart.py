@@ -27,9 +27,9 @@ def run_quickstart(out: Path, *, iters: int | None = None, device: str = "auto",
 
     data_dir = out / "data"
     if (data_dir / "SOURCES.json").is_file():
-        click.echo(f"[1/2] demo data: {data_dir} (exists)")
+        click.echo(f"[1/3] demo data: {data_dir} (exists)")
     else:
-        click.echo(f"[1/2] demo data -> {data_dir}")
+        click.echo(f"[1/3] demo data -> {data_dir}")
         build_demo_dataset(data_dir, progress=progress, **DEMO_DATA)
 
     teacher_dir = out / "teacher"
@@ -37,14 +37,37 @@ def run_quickstart(out: Path, *, iters: int | None = None, device: str = "auto",
                         **{**TEACHER, **({"iters": iters} if iters else {})})
     done = list_checkpoints(teacher_dir / "checkpoints")
     if done and read_checkpoint(done[-1]).step >= cfg.iters:
-        click.echo(f"[2/2] teacher: {done[-1]} (trained)")
+        click.echo(f"[2/3] teacher: {done[-1]} (trained)")
         teacher = done[-1]
     else:
-        click.echo(f"[2/2] teacher: U-GAT-IT light, {cfg.size}px ngf{cfg.ngf}, {cfg.iters} iterations -> {teacher_dir}"
+        click.echo(f"[2/3] teacher: U-GAT-IT light, {cfg.size}px ngf{cfg.ngf}, {cfg.iters} iterations -> {teacher_dir}"
                    + (" (resuming)" if done else ""))
         teacher = train(cfg, resume=bool(done), progress=progress)
     samples = sorted((teacher_dir / "samples").glob("*.png"))
     click.echo(f"teacher checkpoint: {teacher}")
     if samples:
         click.echo(f"latest sample grid: {samples[-1]}")
-    return {"data": data_dir, "teacher": teacher}
+
+    click.echo("[3/3] eval: teacher on the held-out demo photos, next to the identity baseline")
+    report = _eval(teacher, data_dir, out / "eval" / "teacher.json")
+    return {"data": data_dir, "teacher": teacher, "eval": report}
+
+
+def _eval(model: Path, data_dir: Path, report_path: Path) -> dict:
+    from edgegan.errors import EdgeGANError
+    from edgegan.eval.evaluate import evaluate, format_report
+    from edgegan.eval.inception import inception_weights_path
+    from edgegan.io_utils import write_json_atomic
+
+    try:
+        inception_weights_path()
+        fid = True
+    except EdgeGANError as err:
+        click.echo(f"(FID/KID skipped: {err})")
+        fid = False
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report = evaluate(model, data_dir, fid=fid, grid_path=report_path.with_suffix(".png"))
+    write_json_atomic(report_path, report)
+    click.echo(format_report(report))
+    click.echo(f"report: {report_path}, grid: {report_path.with_suffix('.png')}")
+    return report

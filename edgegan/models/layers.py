@@ -1,7 +1,7 @@
 """Normalisation layers of U-GAT-IT: ILN and AdaLIN, written to export cleanly to fp16.
 
-Variance is computed as ``mean((x - mu)**2) * n/(n-1)`` with the correction as a Python float:
-``torch.var`` exports N and N-1 as graph constants (e.g. 262144) that overflow fp16.
+Variance is computed as ``mean((x - mu)**2)`` times a Python-float correction: ``torch.var``
+exports N and N-1 as graph constants (e.g. 262144) that overflow fp16.
 """
 
 from __future__ import annotations
@@ -10,22 +10,36 @@ import torch
 import torch.nn as nn
 
 
-def _unbiased_var(x: torch.Tensor, dims: tuple[int, ...], mu: torch.Tensor) -> torch.Tensor:
-    n = 1
-    for d in dims:
-        n *= int(x.shape[d])
-    correction = n / max(n - 1, 1)  # Python float: folds into the graph as a small constant
-    return ((x - mu) ** 2).mean(dim=dims, keepdim=True) * correction
+def instance_layer_mix(
+    x: torch.Tensor, rho: torch.Tensor, eps: float,
+    gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """rho * IN(x) + (1 - rho) * LN(x), then ``* gamma + beta``, rho clamped to [0, 1].
 
-
-def instance_layer_mix(x: torch.Tensor, rho: torch.Tensor, eps: float) -> torch.Tensor:
-    """rho * instance-normalised x + (1 - rho) * layer-normalised x, rho in [0, 1] per channel."""
-    in_mu = x.mean(dim=(2, 3), keepdim=True)
-    x_in = (x - in_mu) / torch.sqrt(_unbiased_var(x, (2, 3), in_mu) + eps)
-    ln_mu = x.mean(dim=(1, 2, 3), keepdim=True)
-    x_ln = (x - ln_mu) / torch.sqrt(_unbiased_var(x, (1, 2, 3), ln_mu) + eps)
+    Both normalisations and the affine fold into one per-(sample, channel) scale and shift, and
+    the layer statistics come from the channel statistics (law of total variance), so the
+    full-resolution tensor is read ~5 times instead of ~14: these layers are a fifth of the
+    generator's CPU time at 256 px. Variances are unbiased like ``torch.var``.
+    """
+    b, c, h, w = x.shape
+    n_in, n_ln = h * w, c * h * w
+    mu_c = x.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    centred = x - mu_c  # centring first keeps fp16 exact where mean >> std
+    var_c = (centred * centred).mean(dim=(2, 3), keepdim=True)  # biased
+    mu_l = mu_c.mean(dim=1, keepdim=True)  # (B, 1, 1, 1)
+    var_l = (var_c + (mu_c - mu_l) ** 2).mean(dim=1, keepdim=True)  # biased, exact
+    # Python-float corrections: fold into the graph as small constants (fp16-safe export).
+    inv_in = torch.rsqrt(var_c * (n_in / max(n_in - 1, 1)) + eps)
+    inv_ln = torch.rsqrt(var_l * (n_ln / max(n_ln - 1, 1)) + eps)
     rho = rho.clamp(0.0, 1.0)
-    return rho * x_in + (1.0 - rho) * x_ln
+    # x - mu_l = centred + (mu_c - mu_l), so both norms are one scale and shift of ``centred``
+    scale = rho * inv_in + (1.0 - rho) * inv_ln
+    shift = (1.0 - rho) * (mu_c - mu_l) * inv_ln
+    if gamma is not None:
+        scale, shift = scale * gamma, shift * gamma
+    if beta is not None:
+        shift = shift + beta
+    return torch.addcmul(shift, centred, scale)
 
 
 class AdaLIN(nn.Module):
@@ -37,8 +51,7 @@ class AdaLIN(nn.Module):
         self.rho = nn.Parameter(torch.full((1, channels, 1, 1), 0.9))
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        out = instance_layer_mix(x, self.rho, self.eps)
-        return out * gamma[:, :, None, None] + beta[:, :, None, None]  # gamma, beta: (B, C)
+        return instance_layer_mix(x, self.rho, self.eps, gamma[:, :, None, None], beta[:, :, None, None])
 
 
 class ILN(nn.Module):
@@ -52,7 +65,7 @@ class ILN(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return instance_layer_mix(x, self.rho, self.eps) * self.gamma + self.beta
+        return instance_layer_mix(x, self.rho, self.eps, self.gamma, self.beta)
 
 
 @torch.no_grad()

@@ -168,30 +168,47 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def load_weights(ckpt: Checkpoint, modules: dict[str, nn.Module], *, strict: bool = True) -> None:
-    """Load each module's tensors; a shape or key mismatch names the file and the module."""
+    """Load each module's tensors (only those); a shape or key mismatch names the file and module."""
     file = ckpt.path / "weights.safetensors"
     try:
-        tensors = load_file(file)
+        with safe_open(file, "pt") as f:
+            keys = list(f.keys())
+            for name, module in modules.items():
+                prefix = name + "."
+                sd = {k[len(prefix):]: f.get_tensor(k) for k in keys if k.startswith(prefix)}
+                if not sd and strict:
+                    raise CheckpointError(f"{file}: holds no weights for {name!r} "
+                                          f"(has: {(f.metadata() or {}).get('modules', '?')})")
+                _load_state(module, sd, strict, file, name)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{file}: corrupt or unreadable safetensors file ({err})") from err
-    for name, module in modules.items():
-        prefix = name + "."
-        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if not sd and strict:
-            raise CheckpointError(f"{file}: holds no weights for {name!r} (has: {_module_names(file)})")
-        try:
-            module.load_state_dict(sd, strict=strict)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            detail = next((ln.strip() for ln in first if "size mismatch" in ln or "Missing" in ln
-                           or "Unexpected" in ln), first[0] if first else "")
-            raise CheckpointError(f"{file}: weights for {name!r} do not fit the configured model "
-                                  f"({detail[:200]})") from err
 
 
-def _module_names(file: Path) -> str:
-    with safe_open(file, "pt") as f:
-        return (f.metadata() or {}).get("modules", "?")
+def _load_state(module: nn.Module, sd: dict, strict: bool, file: Path, name: str) -> None:
+    try:
+        module.load_state_dict(sd, strict=strict)
+    except RuntimeError as err:
+        lines = str(err).strip().splitlines()
+        detail = next((ln.strip() for ln in lines if "size mismatch" in ln or "Missing" in ln
+                       or "Unexpected" in ln), lines[0] if lines else "")
+        raise CheckpointError(f"{file}: weights for {name!r} do not fit the configured model "
+                              f"({detail[:200]})") from err
+
+
+def load_generator(path: str | Path, direction: str = "A2B") -> tuple[nn.Module, Checkpoint]:
+    """Rebuild the generator that translates ``direction`` from a checkpoint alone, in eval mode."""
+    from edgegan.models import create_model
+
+    ckpt = read_checkpoint(path)
+    translators = ckpt.state.get("translators") or {}
+    if direction not in translators:
+        have = ", ".join(translators) or "none"
+        raise CheckpointError(f"{ckpt.path}: has no {direction} generator (directions: {have})")
+    name = translators[direction]
+    spec = ckpt.state["models"][name]
+    model = create_model(spec["name"], **spec["kwargs"])
+    load_weights(ckpt, {name: model})
+    return model.eval(), ckpt
 
 
 def load_optimizers(ckpt: Checkpoint, optimizers: dict[str, torch.optim.Optimizer]) -> None:

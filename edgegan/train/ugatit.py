@@ -80,6 +80,18 @@ class Discriminators(nn.Module):
                                       (self.global_b, images_b), (self.local_b, images_b))]
 
 
+def model_specs(cfg: TrainConfig) -> dict:
+    """How to rebuild each saved network from the registry, stored in every checkpoint."""
+    gen = {"name": cfg.generator, "kwargs": {"ngf": cfg.ngf, "n_res": cfg.n_res, "img_size": cfg.size}}
+    disc = {"kwargs": {"ndf": cfg.ndf, "img_size": cfg.size}}
+    return {"gen_a2b": gen, "gen_b2a": gen,
+            **{f"disc_{kind}_{dom}": {"name": f"ugatit-disc-{kind}", **disc}
+               for kind in ("global", "local") for dom in ("a", "b")}}
+
+
+TRANSLATORS = {"A2B": "gen_a2b", "B2A": "gen_b2a"}
+
+
 # ---------------------------------------------------------------- losses
 def lsgan(x: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(x.float(), torch.full_like(x, target, dtype=torch.float32))
@@ -224,7 +236,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                 torch.from_numpy(b).to(rt.device, memory_format=mem))
 
     def save(step: int) -> Path:
-        state = {"scalers": {k: s.state_dict() for k, s in scalers.items()}} if scalers else {}
+        state = {"models": model_specs(cfg), "translators": TRANSLATORS}
+        if scalers:
+            state["scalers"] = {k: s.state_dict() for k, s in scalers.items()}
         if rt.distributed:  # every rank's fingerprint goes into the checkpoint: they must agree
             sums = [None] * rt.world
             torch.distributed.all_gather_object(sums, weights_checksum(modules.values()))
