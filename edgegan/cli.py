@@ -107,6 +107,104 @@ def train(out: str, preset: str | None, resume: bool, no_progress: bool, **flags
     click.echo(f"checkpoint: {final}")
 
 
+# ---------------------------------------------------------------- distill
+_DISTILL_FLAGS = ("teacher", "student", "data", "size", "iters", "batch", "lr", "save_every", "sample_every",
+                  "log_every", "seed", "device", "precision", "adv_weight", "feature_weight", "pixel_weight")
+
+
+@main.command()
+@click.option("--teacher", help="Teacher run folder or checkpoint (its A2B generator is distilled).")
+@click.option("--student", help="Student model from the registry: mobile-s (default), mobile-m, mobile-l.")
+@click.option("--width", type=float, help="Student width multiplier [the model's default].")
+@click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ [testA/]: photos only are used.")
+@click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
+@click.option("--size", type=int, help="Training crop size [the teacher's].")
+@click.option("--iters", type=int, help="Total iterations [3000].")
+@click.option("--batch", type=int, help="Batch size [8]; the student trains BatchNorm.")
+@click.option("--lr", type=float, help="Adam learning rate [2e-3], linear decay to 0 over the second half.")
+@click.option("--pixel-weight", type=float, help="L1 to the teacher's output [1].")
+@click.option("--feature-weight", type=float, help="Feature distillation through 1x1 projections, 0 = off [1].")
+@click.option("--adv-weight", type=float, help="LSGAN term via the teacher's frozen B discriminators, 0 = off [0].")
+@click.option("--save-every", type=int, help="Checkpoint interval in iterations [500].")
+@click.option("--sample-every", type=int, help="Sample-grid interval, 0 = off [500].")
+@click.option("--log-every", type=int, help="metrics.jsonl interval [10].")
+@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast [auto].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+def distill(out: str, width: float | None, resume: bool, no_progress: bool, **flags) -> None:
+    """Distil a trained teacher into a small student generator (for INT8 and NPUs)."""
+    _need_torch()
+    from edgegan.train.distill import distill as run_distill
+    from edgegan.train.distill import resolve_config
+
+    overrides = {k: v for k, v in flags.items() if k in _DISTILL_FLAGS and v is not None}
+    if width is not None:
+        overrides["student_kwargs"] = {"width": width}
+    cfg = resolve_config(out=out, overrides=overrides, resume=resume)
+    final = run_distill(cfg, resume=resume, progress=not no_progress)
+    click.echo(f"checkpoint: {final}")
+
+
+# ---------------------------------------------------------------- quantize
+@main.command()
+@click.option("--model", required=True, help="Student run folder or checkpoint (its A2B generator).")
+@click.option("--calib", required=True, type=click.Path(path_type=Path), help="Folder of real domain-A photos.")
+@click.option("--method", type=click.Choice(["ptq", "qat"]), default="ptq", show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (ONNX, safetensors, report).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Folder with testA/ [testA_gt/] to score on [the calibration photos].")
+@click.option("--teacher", default=None, help="Teacher checkpoint: also score fp32 and INT8 against it.")
+@click.option("--calib-images", type=int, default=300, show_default=True, help="Calibration photos to use.")
+@click.option("--preset", type=click.Choice(["performance", "mixed"]), default="performance", show_default=True,
+              help="NNCF preset: symmetric or asymmetric activations.")
+@click.option("--fp32-modules", default="stem,up1,up2,head", show_default=True,
+              help="Student modules kept in fp32 (comma-separated; 'none' = everything INT8).")
+@click.option("--qat-steps", type=int, default=300, show_default=True)
+@click.option("--qat-batch", type=int, default=8, show_default=True)
+@click.option("--qat-lr", type=float, default=1e-4, show_default=True)
+@click.option("--save-every", type=int, default=100, show_default=True, help="QAT checkpoint interval.")
+@click.option("--resume", is_flag=True, help="QAT: continue from the last checkpoint in --out.")
+@click.option("--latency-size", type=int, default=256, show_default=True, help="Side of the timed input.")
+@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime threads for the timing.")
+@click.option("--runs", type=int, default=30, show_default=True, help="Timed calls per model (median).")
+@click.option("--no-progress", is_flag=True)
+def quantize(model: str, calib: Path, method: str, out: Path, data: Path | None, teacher: str | None,
+             calib_images: int, preset: str, fp32_modules: str, qat_steps: int, qat_batch: int, qat_lr: float,
+             save_every: int, resume: bool, latency_size: int, threads: int, runs: int, no_progress: bool) -> None:
+    """INT8 with NNCF (post-training or quantization-aware): QDQ ONNX for onnxruntime, and a report."""
+    _need_torch()
+    from edgegan.quantize import QATConfig, Recipe, format_report, quantize_student
+
+    modules = () if fp32_modules.strip().lower() in ("", "none") else tuple(
+        m.strip() for m in fp32_modules.split(",") if m.strip())
+    qat = QATConfig(steps=qat_steps, batch=qat_batch, lr=qat_lr, save_every=save_every)
+    report = quantize_student(model, calib, out, method=method, data=data, teacher=teacher,
+                              calib_images=calib_images, recipe=Recipe(preset=preset, fp32_modules=modules), qat=qat,
+                              resume=resume, latency_size=latency_size, threads=threads, runs=runs,
+                              progress=not no_progress)
+    click.echo(format_report(report))
+    click.echo(f"report: {out / 'report.json'}")
+
+
+# ---------------------------------------------------------------- profile
+@main.command()
+@click.argument("model")
+@click.option("--size", type=int, default=None, help="Input side in pixels [a checkpoint's size, else 256].")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime [all].")
+@click.option("--runs", type=int, default=20, show_default=True, help="Timed calls per runtime (median).")
+def profile(model: str, size: int | None, threads: int | None, runs: int) -> None:
+    """Parameters, GMACs and CPU latency (torch eager vs ONNX Runtime fp32) of MODEL.
+
+    MODEL is a registry name (mobile-s, ugatit-light, ...) or a training checkpoint (its A2B generator).
+    """
+    _need_torch()
+    from edgegan.profile import format_profile, profile_model
+
+    click.echo(format_profile(profile_model(model, size=size, threads=threads, runs=runs)))
+
+
 # ---------------------------------------------------------------- eval
 @main.command("eval")
 @click.option("--model", required=True, help="A training checkpoint: run folder, step_* folder or weights file.")
@@ -139,14 +237,15 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
 @click.option("--iters", type=int, default=None, help="Teacher iterations (default: the ~5-minute budget).")
+@click.option("--distill-iters", type=int, default=None, help="Student iterations (default: the ~2-minute budget).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
-def quickstart(out: Path, iters: int | None, device: str, no_progress: bool) -> None:
-    """Demo data -> teacher, on the built-in data, in minutes on a laptop CPU. Re-running resumes."""
+def quickstart(out: Path, iters: int | None, distill_iters: int | None, device: str, no_progress: bool) -> None:
+    """Demo data -> teacher -> distilled student, with evals, in minutes on a laptop CPU. Re-running resumes."""
     _need_torch()
     from edgegan.quickstart import run_quickstart
 
-    run_quickstart(out, iters=iters, device=device, progress=not no_progress)
+    run_quickstart(out, iters=iters, distill_iters=distill_iters, device=device, progress=not no_progress)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,22 @@ log = logging.getLogger(__name__)
 # Sized for ~5 minutes on 2 CPU cores (0.18 s/iteration measured for this config).
 DEMO_DATA = dict(size=64, n_train=200, n_test=24, seed=0)
 TEACHER = dict(size=64, ngf=16, ndf=16, n_res=4, iters=1200, save_every=200, sample_every=200, log_every=20)
+# The student at the teacher's 64 px, sized for ~1-2 minutes on 2 CPU cores.
+STUDENT = dict(student="mobile-s", iters=1500, batch=8, save_every=250, sample_every=250, log_every=25)
+STEPS = 5
 
 
-def run_quickstart(out: Path, *, iters: int | None = None, device: str = "auto", progress: bool = True) -> dict:
+def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | None = None, device: str = "auto",
+                   progress: bool = True) -> dict:
     from edgegan.data.demo import build_demo_dataset
     from edgegan.train.config import preset_config
     from edgegan.train.ugatit import train
 
     data_dir = out / "data"
     if (data_dir / "SOURCES.json").is_file():
-        click.echo(f"[1/3] demo data: {data_dir} (exists)")
+        click.echo(f"[1/{STEPS}] demo data: {data_dir} (exists)")
     else:
-        click.echo(f"[1/3] demo data -> {data_dir}")
+        click.echo(f"[1/{STEPS}] demo data -> {data_dir}")
         build_demo_dataset(data_dir, progress=progress, **DEMO_DATA)
 
     teacher_dir = out / "teacher"
@@ -37,23 +41,46 @@ def run_quickstart(out: Path, *, iters: int | None = None, device: str = "auto",
                         **{**TEACHER, **({"iters": iters} if iters else {})})
     done = list_checkpoints(teacher_dir / "checkpoints")
     if done and read_checkpoint(done[-1]).step >= cfg.iters:
-        click.echo(f"[2/3] teacher: {done[-1]} (trained)")
+        click.echo(f"[2/{STEPS}] teacher: {done[-1]} (trained)")
         teacher = done[-1]
     else:
-        click.echo(f"[2/3] teacher: U-GAT-IT light, {cfg.size}px ngf{cfg.ngf}, {cfg.iters} iterations -> {teacher_dir}"
-                   + (" (resuming)" if done else ""))
+        click.echo(f"[2/{STEPS}] teacher: U-GAT-IT light, {cfg.size}px ngf{cfg.ngf}, {cfg.iters} iterations "
+                   f"-> {teacher_dir}" + (" (resuming)" if done else ""))
         teacher = train(cfg, resume=bool(done), progress=progress)
     samples = sorted((teacher_dir / "samples").glob("*.png"))
     click.echo(f"teacher checkpoint: {teacher}")
     if samples:
         click.echo(f"latest sample grid: {samples[-1]}")
 
-    click.echo("[3/3] eval: teacher on the held-out demo photos, next to the identity baseline")
+    click.echo(f"[3/{STEPS}] eval: teacher on the held-out demo photos, next to the identity baseline")
     report = _eval(teacher, data_dir, out / "eval" / "teacher.json")
-    return {"data": data_dir, "teacher": teacher, "eval": report}
+
+    student = _distill(teacher, data_dir, out / "student", iters=distill_iters, device=device, progress=progress)
+    click.echo(f"[5/{STEPS}] eval: student on the held-out demo photos, and against the teacher's outputs")
+    student_report = _eval(student, data_dir, out / "eval" / "student.json", reference=teacher)
+    return {"data": data_dir, "teacher": teacher, "eval": report, "student": student,
+            "student_eval": student_report}
 
 
-def _eval(model: Path, data_dir: Path, report_path: Path) -> dict:
+def _distill(teacher: Path, data_dir: Path, student_dir: Path, *, iters: int | None, device: str,
+             progress: bool) -> Path:
+    from edgegan.train.distill import distill, resolve_config
+
+    done = list_checkpoints(student_dir / "checkpoints")
+    overrides = {**STUDENT, "teacher": str(teacher), "data": str(data_dir), "device": device,
+                 **({"iters": iters} if iters else {})}
+    cfg = resolve_config(out=str(student_dir), overrides=overrides, resume=bool(done))
+    if done and read_checkpoint(done[-1]).step >= cfg.iters:
+        click.echo(f"[4/{STEPS}] student: {done[-1]} (distilled)")
+        return done[-1]
+    click.echo(f"[4/{STEPS}] student: distil {cfg.student} from the teacher, {cfg.iters} iterations of batch "
+               f"{cfg.batch} -> {student_dir}" + (" (resuming)" if done else ""))
+    student = distill(cfg, resume=bool(done), progress=progress)
+    click.echo(f"student checkpoint: {student}")
+    return student
+
+
+def _eval(model: Path, data_dir: Path, report_path: Path, reference: Path | None = None) -> dict:
     from edgegan.errors import EdgeGANError
     from edgegan.eval.evaluate import evaluate, format_report
     from edgegan.eval.inception import inception_weights_path
@@ -66,7 +93,7 @@ def _eval(model: Path, data_dir: Path, report_path: Path) -> dict:
         click.echo(f"(FID/KID skipped: {err})")
         fid = False
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report = evaluate(model, data_dir, fid=fid, grid_path=report_path.with_suffix(".png"))
+    report = evaluate(model, data_dir, reference=reference, fid=fid, grid_path=report_path.with_suffix(".png"))
     write_json_atomic(report_path, report)
     click.echo(format_report(report))
     click.echo(f"report: {report_path}, grid: {report_path.with_suffix('.png')}")

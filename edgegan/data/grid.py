@@ -10,7 +10,7 @@ def _label(text: str, height: int, width: int) -> np.ndarray:
     tile = np.full((height, width, 3), 255, np.uint8)
     scale = max(0.3, height / 160)
     for i, line in enumerate(text.split("\n")):
-        y = int(height * 0.45) + i * int(22 * scale)
+        y = int(height * 0.4) + i * int(34 * scale)
         cv2.putText(tile, line, (3, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return tile
 

@@ -94,20 +94,29 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 class UnpairedData:
-    """trainA/trainB for training (resize -> random crop -> flip), testA/testB for sample grids."""
+    """trainA/trainB for training (resize -> random crop -> flip), testA/testB for sample grids.
+
+    ``domains=("trainA",)`` loads one side only (distillation trains on photos alone); the
+    samples it draws are the same as a two-domain instance's for that side.
+    """
 
     def __init__(self, root: str | Path, size: int, *, seed: int = 0, cache_mb: float = 1024,
-                 progress: bool = False):
+                 progress: bool = False, domains: tuple[str, ...] = ("trainA", "trainB")):
         root = Path(root)
         if not root.is_dir():
             raise EdgeGANError(f"--data: {root} is not a folder (expected trainA/ trainB/ testA/ testB/)")
+        unknown = [r for r in domains if r not in ("trainA", "trainB")]
+        if unknown or not domains:
+            raise ValueError(f"domains must be trainA and/or trainB, got {domains!r}")
         self.size, self.seed = size, seed
         self.load_size = round(size * 286 / 256)  # U-GAT-IT: 286 -> random 256 crop
         self.train = {r: load_domain(root / r, r, self.load_size, cache_mb=cache_mb, progress=progress)
-                      for r in ("trainA", "trainB")}
+                      for r in domains}
         # Test folders are optional for training: samples then come from the training images.
         self.test = {}
         for r, fallback in (("testA", "trainA"), ("testB", "trainB")):
+            if fallback not in domains:
+                continue
             if (root / r).is_dir() and any(p for p in (root / r).iterdir()):
                 self.test[r] = load_domain(root / r, r, size, cache_mb=cache_mb)
             else:
@@ -132,12 +141,14 @@ class UnpairedData:
 
     def batch(self, step: int, batch: int, *, rank: int = 0, world: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The (real_A, real_B) batch of ``step`` for process ``rank``: float32 (B, 3, H, W) in [-1, 1]."""
+        return (self.domain_batch("trainA", step, batch, rank=rank, world=world),
+                self.domain_batch("trainB", step, batch, rank=rank, world=world))
+
+    def domain_batch(self, role: str, step: int, batch: int, *, rank: int = 0, world: int = 1) -> np.ndarray:
+        """One domain of :meth:`batch` (``role`` "trainA" or "trainB"): float32 (B, 3, H, W) in [-1, 1]."""
         first = (step * world + rank) * batch
-        out = []
-        for role in ("trainA", "trainB"):
-            crops = np.stack([self._pick(role, first + i) for i in range(batch)])
-            out.append(to_model_range(crops))
-        return out[0], out[1]
+        crops = np.stack([self._pick(role, first + i) for i in range(batch)])
+        return to_model_range(crops)
 
     def test_batch(self, role: str, n: int) -> np.ndarray:
         """The first ``n`` test images of ``role`` ("testA"/"testB"), centre-resized, in [-1, 1]."""

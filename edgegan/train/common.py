@@ -1,12 +1,17 @@
 """Machinery every trainer shares: device/precision/process-group set-up, the output folder,
-the metrics log, and the resume bookkeeping around checkpoints."""
+the metrics log, the resume bookkeeping around checkpoints, and the pieces of the training loop
+that do not depend on what is trained (lr setting, NaN guard, prefetch, progress and cadence)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +20,12 @@ import torch.distributed as dist
 
 from edgegan.errors import EdgeGANError
 from edgegan.io_utils import write_text_atomic
-from edgegan.train.checkpoint import clean_partial_writes, list_checkpoints
+from edgegan.train.checkpoint import (
+    Checkpoint, clean_partial_writes, list_checkpoints, load_optimizers, load_weights, read_checkpoint,
+    set_rng_state,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,6 +135,12 @@ def linear_decay_lr(step: int, iters: int, base_lr: float) -> float:
     return base_lr * max(0.0, 1.0 - (step - half) / max(1, iters - half))
 
 
+def set_lr(optimizers: Iterable[torch.optim.Optimizer], lr: float) -> None:
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
 def set_requires_grad(modules, flag: bool) -> None:
     for m in modules:
         for p in m.parameters():
@@ -136,3 +152,118 @@ def weights_checksum(modules) -> float:
     with torch.no_grad():
         return float(sum(p.detach().double().abs().sum().item() + p.detach().double().sum().item()
                          for m in modules for p in m.parameters()))
+
+
+# ---------------------------------------------------------------- loop pieces shared by the trainers
+def resume_point(out: Path, *, resume: bool, warn: bool = True) -> Checkpoint | None:
+    """The newest complete checkpoint in ``out`` when resuming, else None (with a warning if none yet)."""
+    found = list_checkpoints(out / "checkpoints") if resume else []
+    ckpt = read_checkpoint(found[-1]) if found else None
+    if resume and ckpt is None and warn:
+        log.warning("--resume: no checkpoint in %s yet, starting from scratch", out)
+    return ckpt
+
+
+def restore(ckpt: Checkpoint, modules: dict[str, torch.nn.Module],
+            optimizers: dict[str, torch.optim.Optimizer]) -> int:
+    """Weights, optimizer moments and RNG state from ``ckpt``; returns the step to continue from."""
+    load_weights(ckpt, modules)
+    load_optimizers(ckpt, optimizers)
+    set_rng_state(ckpt.state["rng"])
+    return ckpt.step
+
+
+def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler=None) -> None:
+    """``loss.backward(); opt.step()``, through a GradScaler when training in fp16."""
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+
+def check_finite(values: dict[str, float], keys: Iterable[str], *, step: int, last_path: Path | None) -> None:
+    """Stop a diverged run with one actionable line, naming the checkpoint that is still good."""
+    bad = [k for k in keys if not math.isfinite(values[k])]
+    if bad:
+        where = f"; the last checkpoint {last_path} is intact" if last_path else ""
+        raise EdgeGANError(f"step {step}: {bad[0]} is {values[bad[0]]} (training diverged){where}; "
+                           "resume with a lower --lr or --precision fp32")
+
+
+def due(done: int, every: int, iters: int) -> bool:
+    """Whether a periodic action (log, sample, save) runs after ``done`` steps; ``every`` 0 = never.
+    The last step always counts, so a finished run ends with a fresh sample and checkpoint."""
+    return bool(every) and (done % every == 0 or done == iters)
+
+
+class Prefetcher:
+    """Loads step ``s + 1``'s batch in a background thread while step ``s`` trains.
+
+    ``fetch(step)`` must be a pure function of the step (the data samplers are), so the prefetch
+    changes nothing about what is trained on. Use as a context manager.
+    """
+
+    def __init__(self, fetch: Callable[[int], object], start: int, stop: int):
+        self._fetch, self._stop = fetch, stop
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending = self._pool.submit(fetch, start) if start < stop else None
+
+    def get(self, step: int):
+        """The batch of ``step`` (steps must come in order, starting at ``start``)."""
+        batch = self._pending.result()
+        self._pending = self._pool.submit(self._fetch, step + 1) if step + 1 < self._stop else None
+        return batch
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StepLog:
+    """What a trainer reports each step: a tqdm bar (optional) and ``metrics.jsonl`` lines every
+    ``log_every`` steps and at the last one, each with the seconds per iteration since the previous.
+
+    ``metrics`` None (e.g. on non-main ranks) writes no file; ``postfix`` maps bar labels to loss keys.
+    """
+
+    def __init__(self, metrics: MetricsLog | None, *, start: int, iters: int, log_every: int, desc: str,
+                 progress: bool, postfix: dict[str, str]):
+        self.metrics, self.iters, self.log_every, self.postfix = metrics, iters, log_every, postfix
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=iters, initial=start, desc=desc, unit="it", dynamic_ncols=True)
+        self._t_last, self._since = time.perf_counter(), 0
+
+    def step(self, done: int, lr: float, values: dict[str, float]) -> None:
+        self._since += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(**{label: f"{values[key]:.3f}" for label, key in self.postfix.items()},
+                                 lr=f"{lr:.1e}")
+        if self.metrics is not None and due(done, self.log_every, self.iters):
+            now = time.perf_counter()
+            self.metrics.write({"step": done, "lr": lr, **values,
+                                "sec_per_iter": round((now - self._t_last) / self._since, 4)})
+            self._t_last, self._since = now, 0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+    def __enter__(self) -> StepLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

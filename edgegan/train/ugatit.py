@@ -12,9 +12,6 @@ Speed choices (same losses and networks as the paper's code, less work per itera
 from __future__ import annotations
 
 import logging
-import math
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -23,16 +20,14 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from edgegan.data.unpaired import UnpairedData
-from edgegan.errors import EdgeGANError
 from edgegan.io_utils import write_json_atomic
 from edgegan.models import create_model
 from edgegan.models.layers import clip_rho_
 from edgegan.train import samples
-from edgegan.train.checkpoint import (
-    list_checkpoints, load_optimizers, load_weights, read_checkpoint, save_checkpoint, set_rng_state,
-)
+from edgegan.train.checkpoint import save_checkpoint
 from edgegan.train.common import (
-    MetricsLog, Runtime, linear_decay_lr, prepare_out_dir, set_requires_grad, setup_runtime, weights_checksum,
+    MetricsLog, Prefetcher, Runtime, StepLog, backward_step, check_finite, due, linear_decay_lr,
+    prepare_out_dir, restore, resume_point, set_lr, set_requires_grad, setup_runtime, weights_checksum,
 )
 from edgegan.train.config import TrainConfig
 
@@ -126,7 +121,7 @@ def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g:
     with rt.autocast():
         scores = disc(torch.cat([real_a, g["fake_ba"].detach()]), torch.cat([real_b, g["fake_ab"].detach()]))
         d_loss = cfg.adv_weight * discriminator_loss(scores, n)
-    _backward_step(d_loss, opt_d, scalers and scalers["d"])
+    backward_step(d_loss, opt_d, scalers and scalers["d"])
 
     # Generators: adversarial through the just-updated (frozen) Ds, cycle, identity, CAM.
     set_requires_grad([disc_raw], False)
@@ -139,20 +134,10 @@ def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g:
              + cam_bce(g["cam_ba"], 1.0) + cam_bce(g["cam_aa"], 0.0))
     g_loss = (cfg.adv_weight * g_adv + cfg.cycle_weight * g_cycle + cfg.identity_weight * g_identity
               + cfg.cam_weight * g_cam)
-    _backward_step(g_loss, opt_g, scalers and scalers["g"])
+    backward_step(g_loss, opt_g, scalers and scalers["g"])
     clip_rho_(gen)
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "g_adv": g_adv.detach(),
             "g_cycle": g_cycle.detach(), "g_identity": g_identity.detach(), "g_cam": g_cam.detach()}
-
-
-def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
-    if scaler is None:
-        loss.backward()
-        opt.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
 
 
 # ---------------------------------------------------------------- samples
@@ -184,10 +169,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     if rt.is_main:
         prepare_out_dir(out, resume=resume)
     _barrier(rt)
-    found = list_checkpoints(out / "checkpoints") if resume else []
-    ckpt = read_checkpoint(found[-1]) if found else None
-    if resume and ckpt is None and rt.is_main:
-        log.warning("--resume: no checkpoint in %s yet, starting from scratch", out)
+    ckpt = resume_point(out, resume=resume, warn=rt.is_main)
 
     torch.manual_seed(cfg.seed)
     data = UnpairedData(cfg.data, cfg.size, seed=cfg.seed, cache_mb=cfg.cache_mb,
@@ -207,13 +189,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     if rt.dtype == torch.float16:
         scalers = {k: torch.amp.GradScaler("cuda") for k in ("g", "d")}
     if ckpt is not None:
-        load_weights(ckpt, modules)
-        load_optimizers(ckpt, optimizers)
-        set_rng_state(ckpt.state["rng"])
+        start = restore(ckpt, modules, optimizers)
         if scalers and "scalers" in ckpt.state:
             for k, s in scalers.items():
                 s.load_state_dict(ckpt.state["scalers"][k])
-        start = ckpt.step
     gen, disc = gen_raw, disc_raw
     if rt.distributed:
         ids = [rt.device.index] if rt.device.type == "cuda" else None
@@ -224,11 +203,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     if rt.is_main:
         write_json_atomic(out / "config.json", cfg.to_dict())
         metrics = MetricsLog(out / "metrics.jsonl", resume_step=start if ckpt else None)
-    bar = None
-    if progress and rt.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.preset}", unit="it", dynamic_ncols=True)
 
     def fetch(step: int):
         a, b = data.batch(step, cfg.batch, rank=rt.rank, world=rt.world)
@@ -250,46 +224,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         _barrier(rt)
         return path
 
-    last_path = found[-1] if found else None
-    prefetch = ThreadPoolExecutor(max_workers=1)  # decodes the next batch while this one trains
-    pending = prefetch.submit(fetch, start)
-    t_last, steps_since = time.perf_counter(), 0
-    try:
+    last_path = ckpt.path if ckpt else None
+    with (Prefetcher(fetch, start, cfg.iters) as batches,  # decodes the next batch while this one trains
+          StepLog(metrics, start=start, iters=cfg.iters, log_every=cfg.log_every, desc=f"train {cfg.preset}",
+                  progress=progress and rt.is_main, postfix={"d": "d_loss", "g": "g_loss"}) as steplog):
         for step in range(start, cfg.iters):
             lr = linear_decay_lr(step, cfg.iters, cfg.lr)
-            for opt in optimizers.values():
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            real_a, real_b = pending.result()
-            if step + 1 < cfg.iters:
-                pending = prefetch.submit(fetch, step + 1)
+            set_lr(optimizers.values(), lr)
+            real_a, real_b = batches.get(step)
             losses = train_step(gen, disc, disc_raw, opt_g, opt_d, real_a, real_b, cfg, rt, scalers)
             values = {k: float(v) for k, v in losses.items()}
-            bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(values[k])]
-            if bad:
-                where = f"; the last checkpoint {last_path} is intact" if last_path else ""
-                raise EdgeGANError(f"step {step + 1}: {bad[0]} is {values[bad[0]]} (training diverged){where}; "
-                                   "resume with a lower --lr or --precision fp32")
+            check_finite(values, ("d_loss", "g_loss"), step=step + 1, last_path=last_path)
             done = step + 1
-            steps_since += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", lr=f"{lr:.1e}")
-            if metrics is not None and (done % cfg.log_every == 0 or done == cfg.iters):
-                now = time.perf_counter()
-                metrics.write({"step": done, "lr": lr, **values,
-                               "sec_per_iter": round((now - t_last) / steps_since, 4)})
-                t_last, steps_since = now, 0
-            if rt.is_main and cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.iters):
+            steplog.step(done, lr, values)
+            if rt.is_main and due(done, cfg.sample_every, cfg.iters):
                 samples.write_grid(out / "samples" / f"step_{done:07d}.png", sample_grid(gen_raw, data, cfg, rt))
-            if done % cfg.save_every == 0 or done == cfg.iters:
+            if due(done, cfg.save_every, cfg.iters):
                 last_path = save(done)
-    finally:
-        prefetch.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
-        if metrics is not None:
-            metrics.close()
     return last_path if last_path is not None else out / "checkpoints"
 
 

@@ -1,0 +1,175 @@
+"""``edgegan profile``: parameters, MACs and CPU latency of a generator, torch eager next to ONNX Runtime.
+
+MODEL is a registry name (``mobile-s``, ``ugatit-light``: the model's default widths) or a training
+checkpoint (its A2B generator). BatchNorm is folded into the convs first (how a student ships);
+the ONNX file comes from the dynamo exporter; the runtimes are timed call by call, interleaved, so
+both see the same machine load, and the median is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from edgegan.errors import EdgeGANError
+
+WARMUP = 3
+
+
+class ImageOnly(nn.Module):
+    """A generator with only its image output (U-GAT-IT also returns CAM logits and a heatmap)."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.generator(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def load_model(model: str, size: int | None = None) -> tuple[nn.Module, str, int]:
+    """(eval-mode generator with BatchNorm folded and a single output, description, input size)."""
+    from edgegan.models import create_model, list_models
+    from edgegan.models.mobile import fold_batchnorm
+
+    if Path(model).exists():
+        from edgegan.train.checkpoint import load_generator
+
+        net, ckpt = load_generator(model, "A2B")
+        spec = ckpt.state["models"][ckpt.state["translators"]["A2B"]]
+        trained = int(spec["kwargs"].get("img_size", ckpt.config.get("size", 256)))
+        size = size or trained
+        what = f"{ckpt.path} ({spec['name']}, A2B, trained at {trained} px)"
+    elif model in list_models():
+        size = size or 256
+        torch.manual_seed(0)
+        net = create_model(model, img_size=size)
+        what = f"{model} (registry defaults, untrained weights)"
+    else:
+        try:
+            create_model(model)  # the registry's did-you-mean
+        except EdgeGANError as err:
+            raise EdgeGANError(f"MODEL {model!r}: not a file or folder, and {err}") from err
+    if size < 4 or size % 4:
+        raise EdgeGANError(f"--size: must be a positive multiple of 4, got {size}")
+    has_bn = any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    net = fold_batchnorm(net) if has_bn else net.eval()
+    if has_bn:
+        what += ", BatchNorm folded"
+    return ImageOnly(net).eval(), what, size
+
+
+def params_and_gmacs(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """Parameters (millions) and multiply-accumulates (billions, ``torch.utils.flop_counter`` / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return sum(p.numel() for p in model.parameters()) / 1e6, counter.get_total_flops() / 2e9
+
+
+def onnx_available() -> str | None:
+    """None if ONNX export and ONNX Runtime can run here, else why not (one line)."""
+    for mod in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(mod)
+        except ImportError:
+            return f"{mod} is not installed (pip install 'edgegan[export]')"
+    return None
+
+
+def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Path:
+    """Export with the dynamo exporter (input ``image``, output ``cartoon``)."""
+    # The exporter's passes log every rewrite at INFO ("torchvision is not installed", initializer
+    # de-duplication, ...): quiet them for the export only.
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch-internal deprecations
+            torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False,
+                              input_names=["image"], output_names=["cartoon"])
+    except Exception as err:  # noqa: BLE001  (the exporter raises many kinds; name the step, keep one line)
+        raise EdgeGANError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+    return path
+
+
+def ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    """A no-argument callable running the ONNX file on ``x`` in onnxruntime's CPU provider."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {"image": x.numpy()}
+    return lambda: sess.run(None, feed)
+
+
+def time_interleaved(runners: dict[str, Callable[[], object]], runs: int, warmup: int = WARMUP) -> dict[str, float]:
+    """Median seconds per call of each runner; one call of each in turn, so all share the machine load."""
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            for key, run in runners.items():
+                t = time.perf_counter()
+                run()
+                if i >= warmup:
+                    times[key].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def profile_model(model: str, *, size: int | None = None, threads: int | None = None, runs: int = 20) -> dict:
+    """Params, GMACs, torch eager and ORT fp32 latency (ms) of ``model`` at batch 1, ``size``x``size``."""
+    if runs < 1:
+        raise EdgeGANError(f"--runs: must be >= 1, got {runs}")
+    if threads is not None:
+        if threads < 1:
+            raise EdgeGANError(f"--threads: must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
+    net, what, size = load_model(model, size)
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    try:
+        params, gmacs = params_and_gmacs(net, x)
+    except (RuntimeError, ValueError) as err:
+        raise EdgeGANError(f"--size {size}: the model does not run at this size ({str(err).splitlines()[0]})") from err
+    report = {"model": what, "size": size, "threads": threads, "runs": runs, "params_m": params, "gmacs": gmacs,
+              "latency_ms": {}, "notes": []}
+    runners: dict[str, Callable[[], object]] = {"torch eager": lambda: net(x)}
+    with tempfile.TemporaryDirectory() as tmp:
+        missing = onnx_available()
+        if missing:
+            report["notes"].append(f"ORT fp32 skipped: {missing}")
+        else:
+            runners["ORT fp32"] = ort_runner(export_onnx(net, x, Path(tmp) / "model.onnx"), x, threads)
+        medians = time_interleaved(runners, runs)
+    report["latency_ms"] = {k: v * 1e3 for k, v in medians.items()}
+    return report
+
+
+def format_profile(report: dict) -> str:
+    lat = report["latency_ms"]
+    lines = [f"model:    {report['model']}",
+             f"input:    1x3x{report['size']}x{report['size']}, {report['threads']} thread(s), "
+             f"median of {report['runs']} interleaved runs",
+             f"params:   {report['params_m']:.3f} M",
+             f"GMACs:    {report['gmacs']:.3f}",
+             "latency:  " + "   ".join(f"{k} {v:.2f} ms" for k, v in lat.items())]
+    if "torch eager" in lat and "ORT fp32" in lat:
+        lines.append(f"speed-up: ORT fp32 {lat['torch eager'] / lat['ORT fp32']:.2f}x over torch eager")
+    lines += [f"note:     {n}" for n in report["notes"]]
+    return "\n".join(lines)
