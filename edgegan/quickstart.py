@@ -20,7 +20,7 @@ DEMO_DATA = dict(size=64, n_train=200, n_test=24, seed=0)
 TEACHER = dict(size=64, ngf=16, ndf=16, n_res=4, iters=1200, save_every=200, sample_every=200, log_every=20)
 # The student at the teacher's 64 px, sized for ~1-2 minutes on 2 CPU cores.
 STUDENT = dict(student="mobile-s", iters=1500, batch=8, save_every=250, sample_every=250, log_every=25)
-STEPS = 5
+STEPS = 6
 
 
 def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | None = None, device: str = "auto",
@@ -58,8 +58,27 @@ def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | 
     student = _distill(teacher, data_dir, out / "student", iters=distill_iters, device=device, progress=progress)
     click.echo(f"[5/{STEPS}] eval: student on the held-out demo photos, and against the teacher's outputs")
     student_report = _eval(student, data_dir, out / "eval" / "student.json", reference=teacher)
+    int8 = _quantize(student, teacher, data_dir, out / "int8", progress=progress)
     return {"data": data_dir, "teacher": teacher, "eval": report, "student": student,
-            "student_eval": student_report}
+            "student_eval": student_report, "int8": int8}
+
+
+def _quantize(student: Path, teacher: Path, data_dir: Path, int8_dir: Path, *, progress: bool) -> dict:
+    """PTQ INT8 of the student (seconds); QAT is one flag away, see the README."""
+    import json
+
+    from edgegan.quantize import format_report, quantize_student
+
+    report_path = int8_dir / "report.json"
+    if report_path.is_file() and json.loads(report_path.read_text()).get("student", {}).get("checkpoint") == str(student):
+        click.echo(f"[6/{STEPS}] INT8: {int8_dir} (quantized)")
+        report = json.loads(report_path.read_text())
+    else:
+        click.echo(f"[6/{STEPS}] INT8: NNCF post-training quantization of the student -> {int8_dir}")
+        report = quantize_student(student, data_dir / "trainA", int8_dir, method="ptq", data=data_dir,
+                                  teacher=teacher, progress=progress)
+    click.echo(format_report(report))
+    return report
 
 
 def _distill(teacher: Path, data_dir: Path, student_dir: Path, *, iters: int | None, device: str,
