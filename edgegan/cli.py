@@ -233,6 +233,37 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
         click.echo(f"report: {out}" + (f", grid: {grid}" if grid else ""))
 
 
+# ---------------------------------------------------------------- export
+@main.command()
+@click.option("--model", required=True, help="Teacher or student checkpoint, or the quantizer's output (folder or "
+              "student_int8.safetensors).")
+@click.option("--target", default="all", show_default=True, help="onnx, tflite, coreml or all (comma-separated).")
+@click.option("--precision", default="fp32", show_default=True, help="fp32, fp16, int8 or all (comma-separated).")
+@click.option("--size", type=int, default=None, help="Input side in pixels [the size the model was trained at].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("exports"), show_default=True)
+@click.option("--photos", type=click.Path(path_type=Path), default=None,
+              help="Folder of photos to validate on [8 crops of the demo-data photos].")
+@click.option("--calib", type=click.Path(path_type=Path), default=None,
+              help="INT8 of a model not yet quantized: NNCF calibration photos [tiles of the demo-data photos].")
+@click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for the latency column.")
+@click.option("--runs", type=int, default=20, show_default=True, help="Timed calls per model (median).")
+def export(model: str, target: str, precision: str, size: int | None, out: Path, photos: Path | None,
+           calib: Path | None, threads: int, runs: int) -> None:
+    """ONNX, TFLite and CoreML models in fp32/fp16/int8, each validated against PyTorch on real photos."""
+    _need_torch("export")
+    from edgegan.export import export as run_export
+    from edgegan.export import format_table
+
+    results = run_export(model, target, precision, size=size, out=out, photos=photos, calib=calib,
+                         threads=threads, runs=runs)
+    click.echo(format_table(results))
+    click.echo(f"report: {out / 'export.json'}")
+    failed = [f"{r.target} {r.precision}" for r in results if r.status == "failed"]
+    if failed:
+        click.echo(f"error: {len(failed)} export(s) failed validation: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------- quickstart
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
@@ -246,6 +277,75 @@ def quickstart(out: Path, iters: int | None, distill_iters: int | None, device: 
     from edgegan.quickstart import run_quickstart
 
     run_quickstart(out, iters=iters, distill_iters=distill_iters, device=device, progress=not no_progress)
+
+
+# ---------------------------------------------------------------- runtime (torch-free: edgegan.runtime only)
+def _runtime_options(f):
+    for option in reversed([
+        click.option("--provider", default=None, help="onnxruntime execution provider to force: tensorrt, cuda, "
+                     "coreml, qnn, nnapi, xnnpack, cpu [the best available]."),
+        click.option("--delegate", default=None, help="LiteRT external delegate library (GPU/NPU)."),
+        click.option("--threads", type=int, default=None, help="CPU threads for the model [the runtime's choice]."),
+        click.option("--detector", default="auto", show_default=True,
+                     help="auto, blazeface-dual, blazeface, blazeface-full, haar or none."),
+        click.option("--mode", type=click.Choice(["face", "side", "full"]), default="face", show_default=True,
+                     help="Paste cartoon faces back, input|result side by side, or the whole frame."),
+    ]):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.option("--model", required=True, help="Exported model: .onnx, .tflite or .mlpackage.")
+@click.option("--source", default="0", show_default=True, help="Camera index, video file or URL, image folder, image.")
+@click.option("--headless", is_flag=True, help="No window: write results to --output (servers, CI).")
+@click.option("--output", default=None, help="Video (.mp4, .avi), image (.png, .jpg) or folder for the results.")
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--detect-every", type=int, default=3, show_default=True, help="Run the face detector every N frames.")
+@click.option("--overlay/--no-overlay", default=None, help="FPS and per-stage ms on the frames [on in the window].")
+@click.option("--snapshot-dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Where the s key saves snapshots.")
+@click.option("--backend", default="auto", show_default=True, help="auto (from the suffix), onnxruntime, litert "
+              "or coreml.")
+@_runtime_options
+def demo(model: str, source: str, headless: bool, output: str | None, max_frames: int | None, detect_every: int,
+         overlay: bool | None, snapshot_dir: Path, backend: str, provider: str | None, delegate: str | None,
+         threads: int | None, detector: str, mode: str) -> None:
+    """Cartoonize a camera, video or images in real time (keys: q quit, s snapshot, m mode)."""
+    from edgegan.runtime.demo import run_demo
+
+    stats, written = run_demo(model, source, headless=headless, output=output, mode=mode, backend=backend,
+                              detector=detector, threads=threads, provider=provider, delegate=delegate,
+                              detect_every=detect_every, max_frames=max_frames, overlay=overlay,
+                              snapshot_dir=snapshot_dir)
+    click.echo(stats.format())
+    if written:
+        click.echo(f"output: {written}")
+
+
+@main.command()
+@click.option("--model", required=True, help="Exported model file, or a folder of them (each is timed).")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed model calls per backend (median).")
+@click.option("--frames", type=int, default=150, show_default=True, help="Frames of the end-to-end run.")
+@click.option("--source", default=None, help="Video for the end-to-end run [the built-in 640x480 test clip].")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the report here.")
+@_runtime_options
+def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path | None,
+          provider: str | None, delegate: str | None, threads: int | None, detector: str, mode: str) -> None:
+    """Model latency per available backend/precision, then end-to-end pipeline fps and per-stage ms."""
+    from edgegan.runtime.bench import format_bench, run_bench
+
+    if runs < 1 or frames < 1:
+        raise EdgeGANError(f"--runs {runs} / --frames {frames}: must be at least 1")
+    report = run_bench(model, threads=threads, runs=runs, frames=frames, source=source, provider=provider,
+                       delegate=delegate, detector=detector, mode=mode)
+    click.echo(format_bench(report))
+    if json_out is not None:
+        from edgegan.io_utils import write_json_atomic
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(json_out, report)
+        click.echo(f"report: {json_out}")
 
 
 if __name__ == "__main__":

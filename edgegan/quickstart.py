@@ -20,7 +20,7 @@ DEMO_DATA = dict(size=64, n_train=200, n_test=24, seed=0)
 TEACHER = dict(size=64, ngf=16, ndf=16, n_res=4, iters=1200, save_every=200, sample_every=200, log_every=20)
 # The student at the teacher's 64 px, sized for ~1-2 minutes on 2 CPU cores.
 STUDENT = dict(student="mobile-s", iters=1500, batch=8, save_every=250, sample_every=250, log_every=25)
-STEPS = 6
+STEPS = 7
 
 
 def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | None = None, device: str = "auto",
@@ -59,8 +59,41 @@ def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | 
     click.echo(f"[5/{STEPS}] eval: student on the held-out demo photos, and against the teacher's outputs")
     student_report = _eval(student, data_dir, out / "eval" / "student.json", reference=teacher)
     int8 = _quantize(student, teacher, data_dir, out / "int8", progress=progress)
+    exports = _export(student, out / "int8", out / "export")
     return {"data": data_dir, "teacher": teacher, "eval": report, "student": student,
-            "student_eval": student_report, "int8": int8}
+            "student_eval": student_report, "int8": int8, "export": exports}
+
+
+def _export(student: Path, int8_dir: Path, export_dir: Path) -> list:
+    """The student as ONNX, TFLite and CoreML fp32, and the quantizer's INT8 as ONNX, each checked (seconds)."""
+    import json
+
+    from edgegan.export import TARGETS, export, format_table, missing_packages
+    from edgegan.export.source import sha256
+
+    targets = [t for t in TARGETS if not missing_packages(TARGETS[t])]
+    int8 = (int8_dir / "student_int8.safetensors").is_file() and "onnx" in targets
+    source = int8_dir if int8 else student  # the quantizer's output: its INT8 model, fp32 from its student
+    weights = int8_dir / "student_int8.safetensors" if int8 else student / "weights.safetensors"
+    index = export_dir / "export.json"
+    try:
+        digest = sha256(weights)
+        done = {(r["target"], r["precision"]) for r in json.loads(index.read_text())["results"]
+                if r["status"] in ("ok", "structure-ok") and Path(r["path"]).exists()
+                and r.get("source_sha256") == digest}
+    except (OSError, ValueError, KeyError, TypeError):
+        done = set()
+    wanted = {(t, "fp32") for t in targets} | ({("onnx", "int8")} if int8 else set())
+    if wanted <= done:
+        click.echo(f"[7/{STEPS}] export: {export_dir} (exported)")
+        return json.loads(index.read_text())["results"]
+    click.echo(f"[7/{STEPS}] export: the student to {', '.join(targets)} fp32" + (" and INT8 ONNX" if int8 else "")
+               + f", each checked against PyTorch -> {export_dir}")
+    results = export(source, targets, "fp32", out=export_dir)
+    if int8:
+        results += export(source, "onnx", "int8", out=export_dir)
+    click.echo(format_table(results))
+    return [r.to_dict() for r in results]
 
 
 def _quantize(student: Path, teacher: Path, data_dir: Path, int8_dir: Path, *, progress: bool) -> dict:

@@ -1,0 +1,374 @@
+"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite) and CoreML.
+
+The model file's suffix picks the backend (``.onnx`` -> onnxruntime, ``.tflite`` -> litert,
+``.mlpackage``/``.mlmodel`` -> coreml); ``backend=`` overrides it where a second runtime can read the
+same format. Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
+converts to the file's own input type (fp16, quantized int8) itself, so callers never branch on the
+format. Each runtime is imported inside the backend that needs it: an install carries only the
+runtimes it uses. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgegan.errors import EdgeGANError
+from edgegan.runtime.metadata import ModelInfo
+from edgegan.runtime.metadata_io import read_model_info
+
+log = logging.getLogger(__name__)
+
+# backend name -> the model suffixes it runs
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": (".onnx",),
+    "litert": (".tflite",),
+    "coreml": (".mlpackage", ".mlmodel"),
+}
+_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert", "tflite_runtime": "litert",
+            "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml"}
+
+# ONNX Runtime execution providers, most preferred first; "auto" uses every one this build has, in
+# this order (ORT hands each node to the first provider that supports it, the CPU last).
+ORT_PROVIDERS: dict[str, str] = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "nnapi": "NnapiExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+_PROVIDER_INSTALL = {
+    "tensorrt": "pip install onnxruntime-gpu (with TensorRT libraries on the library path)",
+    "cuda": "pip install onnxruntime-gpu (and a matching CUDA/cuDNN)",
+    "coreml": "onnxruntime on macOS includes it",
+    "qnn": "pip install onnxruntime-qnn (Windows/Linux on Snapdragon)",
+    "nnapi": "an onnxruntime Android build includes it",
+    "xnnpack": "onnxruntime mobile/Android builds include it",
+    "cpu": "pip install onnxruntime",
+}
+
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def backend_for(path: str | os.PathLike[str]) -> str:
+    """The backend that runs a model file, from its suffix."""
+    suffix = Path(path).suffix.lower()
+    for name, suffixes in BACKENDS.items():
+        if suffix in suffixes:
+            return name
+    known = ", ".join(s for v in BACKENDS.values() for s in v)
+    raise EdgeGANError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected {known})")
+
+
+def resolve_backend(path: str | os.PathLike[str], backend: str | None) -> str:
+    """``backend`` (or the one the suffix implies) checked against the file's format."""
+    implied = backend_for(path)
+    if backend in (None, "", "auto"):
+        return implied
+    name = _ALIASES.get(backend.lower(), backend.lower())
+    if name not in BACKENDS:
+        raise EdgeGANError(f"--backend {backend}: unknown backend (choose from auto, {', '.join(BACKENDS)})")
+    if Path(path).suffix.lower() not in BACKENDS[name]:
+        raise EdgeGANError(f"--backend {backend}: cannot run {Path(path).name} "
+                           f"({name} runs {', '.join(BACKENDS[name])} files; this one runs on {implied})")
+    return name
+
+
+@dataclass
+class Backend:
+    """A loaded model. ``__call__`` maps the float32 input tensor (batch 1, ``info.layout``) to the output."""
+
+    name: str  # "onnxruntime" | "litert" | "coreml"
+    path: Path
+    info: ModelInfo
+    device: str  # what actually runs it, e.g. "CPUExecutionProvider" or "XNNPACK, 2 threads"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def input_hw(self, height: int, width: int) -> tuple[int, int]:
+        """The input side the model accepts for a (height, width) request: its fixed size unless dynamic."""
+        if not self.info.dynamic_size:
+            return self.info.input_size, self.info.input_size
+        s = max(1, self.info.stride)
+        return max(s, round(height / s) * s), max(s, round(width / s) * s)
+
+    def close(self) -> None:
+        """Release the runtime's memory (a no-op where the runtime frees it on garbage collection)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.device}), {self.info.precision}"
+
+
+def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None,
+                 provider: str | None = None, delegate: str | None = None,
+                 compute_units: str = "ALL") -> Backend:
+    """Open an exported EdgeGAN model on the backend its suffix implies, or on ``backend``.
+
+    Args:
+        path: ``.onnx``, ``.tflite``, ``.mlpackage`` or ``.mlmodel`` file written by ``edgegan export``.
+        backend: "auto" (default), "onnxruntime", "litert" or "coreml".
+        threads: CPU threads for onnxruntime/litert (default: the runtime's own choice).
+        provider: onnxruntime execution provider to force ("cuda", "tensorrt", "coreml", "qnn", "nnapi",
+            "xnnpack", "cpu"); default: every available one in that priority order.
+        delegate: LiteRT external delegate library (GPU/NPU), e.g. ``libtensorflowlite_gpu_delegate.so``.
+        compute_units: CoreML compute units ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE").
+    """
+    path = Path(path)
+    name = resolve_backend(path, backend)
+    if provider and name != "onnxruntime":
+        raise EdgeGANError(f"--provider {provider}: execution providers are onnxruntime's; {path.name} runs on {name}")
+    if delegate and name != "litert":
+        raise EdgeGANError(f"--delegate {delegate}: delegates are LiteRT's; {path.name} runs on {name}")
+    if threads is not None and threads < 1:
+        raise EdgeGANError(f"--threads {threads}: must be at least 1")
+    if name == "coreml" and sys.platform != "darwin":
+        # checked before reading the file: the message is the same for any .mlpackage on Linux/Windows
+        raise EdgeGANError(f"{path}: CoreML models run only on macOS (this is {sys.platform}); "
+                           "use the .onnx or .tflite export of the same model here")
+    info = read_model_info(path)
+    if name == "onnxruntime":
+        return OrtBackend.open(path, info, threads=threads, provider=provider)
+    if name == "litert":
+        return LiteRTBackend.open(path, info, threads=threads, delegate=delegate)
+    return CoreMLBackend.open(path, info, compute_units=compute_units)
+
+
+def check_input_shape(path: Path, info: ModelInfo, shape) -> None:
+    """One clear error when the file's input shape contradicts its metadata (e.g. NHWC data for an NCHW
+    file), instead of a runtime error on the first frame."""
+    n = info.input_size
+    want = (1, 3, n, n) if info.layout == "NCHW" else (1, n, n, 3)
+    channel_axis = 1 if info.layout == "NCHW" else 3
+    dims = list(shape)
+    bad = len(dims) != 4
+    for axis, (dim, expected) in enumerate(zip(dims, want)):
+        if axis == 0 or not isinstance(dim, int) or dim <= 0:
+            continue  # batch, or a symbolic/dynamic side
+        if axis == channel_axis or not info.dynamic_size:
+            bad = bad or dim != expected
+    if bad:
+        raise EdgeGANError(f"{path}: model input shape {tuple(dims)} does not match its metadata "
+                           f"({info.layout}, {n} px)")
+
+
+# --------------------------------------------------------------------------------- onnxruntime
+def ort_providers(provider: str | None = None) -> list[str]:
+    """Execution providers to ask for: ``provider`` (+ CPU for what it cannot run) or all available, by priority."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise EdgeGANError("onnxruntime is not installed: pip install 'edgegan[runtime]'") from err
+    available = set(ort.get_available_providers())
+    if provider in (None, "", "auto"):
+        return [p for p in ORT_PROVIDERS.values() if p in available]
+    key = provider.lower().removesuffix("executionprovider")
+    if key not in ORT_PROVIDERS:
+        raise EdgeGANError(f"--provider {provider}: unknown execution provider (choose from auto, "
+                           f"{', '.join(ORT_PROVIDERS)})")
+    wanted = ORT_PROVIDERS[key]
+    if wanted not in available:
+        have = ", ".join(k for k, v in ORT_PROVIDERS.items() if v in available) or "none"
+        raise EdgeGANError(f"--provider {provider}: {wanted} is not in this onnxruntime build "
+                           f"(available: {have}); {_PROVIDER_INSTALL[key]}")
+    return [wanted] if key == "cpu" else [wanted, ORT_PROVIDERS["cpu"]]
+
+
+def _provider_options(name: str) -> dict:
+    if name == "TensorrtExecutionProvider":
+        # without an engine cache TensorRT rebuilds its engine (minutes) at every start
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgegan" / "tensorrt"
+        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
+    if name == "QNNExecutionProvider":
+        return {"backend_path": "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"}
+    return {}
+
+
+@dataclass
+class OrtBackend(Backend):
+    session: object = None
+    input_name: str = ""
+    output_name: str = ""
+    input_dtype: type = np.float32
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo, *, threads: int | None, provider: str | None) -> OrtBackend:
+        import onnxruntime as ort
+
+        providers = ort_providers(provider)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # warnings about unused initializers etc. are not the user's problem
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts,
+                                           providers=[(p, _provider_options(p)) for p in providers])
+        except Exception as err:  # onnxruntime raises its own pybind exception types for bad files
+            first = " ".join(str(err).split())[:300]
+            raise EdgeGANError(f"{path}: onnxruntime cannot load this model ({first})") from err
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        inp = next((i for i in inputs if i.name == info.input_name), inputs[0])
+        out = next((o for o in outputs if o.name == info.output_name), outputs[0])
+        check_input_shape(path, info, inp.shape)
+        device = ", ".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
+        device += f", {threads} threads" if threads else ""
+        return cls(name="onnxruntime", path=path, info=info, device=device,
+                   session=session, input_name=inp.name, output_name=out.name,
+                   input_dtype=_NP_TYPES.get(inp.type, np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        (y,) = self.session.run([self.output_name], {self.input_name: x.astype(self.input_dtype, copy=False)})
+        return y.astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self.session = None
+
+
+# ------------------------------------------------------------------------------------- LiteRT
+def litert_interpreter():
+    """(Interpreter, load_delegate) from ai_edge_litert, else tflite_runtime; one-line error when neither is."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, load_delegate
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter, load_delegate
+        except ImportError as err:
+            raise EdgeGANError("LiteRT is not installed: pip install ai-edge-litert "
+                               "(or tflite-runtime where no ai-edge-litert wheel exists)") from err
+    return Interpreter, load_delegate
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence C++ writes to stderr for the duration (LiteRT prints an INFO line per interpreter it creates,
+    which would precede every one-line message of the CLI); Python exceptions are unaffected."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+@dataclass
+class LiteRTBackend(Backend):
+    interpreter: object = None
+    input_index: int = 0
+    output_index: int = 0
+    input_dtype: type = np.float32
+    input_quant: tuple[float, int] = (0.0, 0)
+    output_quant: tuple[float, int] = (0.0, 0)
+    shape: tuple[int, ...] = ()
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo, *, threads: int | None, delegate: str | None) -> LiteRTBackend:
+        Interpreter, load_delegate = litert_interpreter()
+        delegates = []
+        if delegate:
+            try:
+                delegates.append(load_delegate(delegate))
+            except (ValueError, OSError, RuntimeError) as err:
+                raise EdgeGANError(f"--delegate {delegate}: cannot load this delegate library "
+                                   f"({' '.join(str(err).split())[:200]})") from err
+        try:
+            with quiet_native_stderr():
+                interp = Interpreter(model_path=str(path), num_threads=threads,
+                                     experimental_delegates=delegates or None)
+                interp.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise EdgeGANError(f"{path}: LiteRT cannot load this model ({' '.join(str(err).split())[:300]})") from err
+        inputs, outputs = interp.get_input_details(), interp.get_output_details()
+        inp = next((d for d in inputs if info.input_name in d["name"]), inputs[0])
+        out = next((d for d in outputs if info.output_name in d["name"]), outputs[0])
+        check_input_shape(path, info, [int(v) for v in inp["shape"]])
+        device = f"delegate {Path(delegate).name}" if delegate else "CPU"
+        device += f", {threads} threads" if threads else ""
+        return cls(name="litert", path=path, info=info, device=device, interpreter=interp,
+                   input_index=inp["index"], output_index=out["index"], input_dtype=inp["dtype"],
+                   input_quant=tuple(inp["quantization"]), output_quant=tuple(out["quantization"]),
+                   shape=tuple(int(v) for v in inp["shape"]))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if tuple(x.shape) != self.shape:
+            # dynamic-size models: re-plan memory only when the frame size changes
+            self.interpreter.resize_tensor_input(self.input_index, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.shape = tuple(x.shape)
+        self.interpreter.set_tensor(self.input_index, _quantize(x, self.input_dtype, self.input_quant))
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self.output_index)  # a copy: the buffer is reused by the next invoke
+        return _dequantize(y, self.output_quant)
+
+    def close(self) -> None:
+        self.interpreter = None
+
+
+def _quantize(x: np.ndarray, dtype, quant: tuple[float, int]) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        scale, zero = quant
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(x / scale + zero), info.min, info.max).astype(dtype)
+    return x.astype(dtype, copy=False)
+
+
+def _dequantize(y: np.ndarray, quant: tuple[float, int]) -> np.ndarray:
+    if np.issubdtype(y.dtype, np.integer):
+        scale, zero = quant
+        return (y.astype(np.float32) - zero) * np.float32(scale)
+    return y.astype(np.float32, copy=False)
+
+
+# ------------------------------------------------------------------------------------- CoreML
+@dataclass
+class CoreMLBackend(Backend):
+    model: object = None
+    input_name: str = ""
+    output_name: str = ""
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo, *, compute_units: str) -> CoreMLBackend:
+        try:
+            import coremltools as ct
+        except ImportError as err:
+            raise EdgeGANError("CoreML models need coremltools: pip install coremltools") from err
+        try:
+            units = ct.ComputeUnit[compute_units.upper()]
+        except KeyError as err:
+            raise EdgeGANError(f"--compute-units {compute_units}: choose from "
+                               f"{', '.join(u.name for u in ct.ComputeUnit)}") from err
+        try:
+            model = ct.models.MLModel(str(path), compute_units=units)
+        except Exception as err:  # coremltools raises plain Exceptions for unreadable packages
+            raise EdgeGANError(f"{path}: CoreML cannot load this model ({' '.join(str(err).split())[:300]})") from err
+        spec = model.get_spec().description
+        in_names = [i.name for i in spec.input]
+        out_names = [o.name for o in spec.output]
+        return cls(name="coreml", path=path, info=info, device=f"compute units {units.name}", model=model,
+                   input_name=info.input_name if info.input_name in in_names else in_names[0],
+                   output_name=info.output_name if info.output_name in out_names else out_names[0])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = self.model.predict({self.input_name: x})[self.output_name]
+        return np.asarray(y, dtype=np.float32)
+
+    def close(self) -> None:
+        self.model = None

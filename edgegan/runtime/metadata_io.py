@@ -1,0 +1,254 @@
+"""Write ``ModelInfo`` into exported model files and read it back, without torch.
+
+Where the JSON (``ModelInfo.to_json``) lives, under the key ``METADATA_KEY``:
+- ONNX: ``ModelProto.metadata_props`` (what ``onnxruntime`` shows as ``custom_metadata_map``);
+- TFLite: a ``Model.metadata`` entry whose buffer holds the UTF-8 JSON (the slot the TFLite
+  converter itself uses for ``min_runtime_version``; interpreters ignore unknown entries);
+- CoreML: ``user_defined_metadata`` of the model spec (``.mlpackage`` or ``.mlmodel``).
+
+The readers parse the container formats directly (protobuf wire format, flatbuffer tables) with the
+standard library only: on a device neither ``onnx``, ``coremltools`` nor TensorFlow needs to be
+installed (``coremltools`` also imports torch when it is present), and nothing but the few bytes
+of the metadata is copied out of a large model file. The writers run at export time and use the
+exporter's own libraries (``onnx`` protos, the TFLite schema module of ``ai_edge_litert``,
+``coremltools`` models).
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+from pathlib import Path
+
+from edgegan.errors import EdgeGANError
+from edgegan.runtime.metadata import METADATA_KEY, ModelInfo
+
+SUFFIXES = (".onnx", ".tflite", ".mlpackage", ".mlmodel")
+
+
+# ------------------------------------------------------------------------------------------ writers
+def embed_onnx(model, info: ModelInfo):
+    """Set ``info`` in an ``onnx.ModelProto``'s ``metadata_props`` (replacing an older entry); returns it."""
+    for prop in [p for p in model.metadata_props if p.key == METADATA_KEY]:
+        model.metadata_props.remove(prop)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    return model
+
+
+def embed_tflite(data: bytes, info: ModelInfo) -> bytes:
+    """A copy of the ``.tflite`` flatbuffer ``data`` with ``info`` as its ``edgegan`` metadata entry."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    payload = schema.BufferT()
+    payload.data = np.frombuffer(info.to_json().encode("utf-8"), dtype=np.uint8)
+    model.buffers = list(model.buffers or [])
+    model.metadata = [m for m in (model.metadata or []) if _text(m.name) != METADATA_KEY]
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_KEY, len(model.buffers)
+    model.buffers.append(payload)
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def embed_coreml(mlmodel, info: ModelInfo):
+    """Set ``info`` in a ``coremltools.models.MLModel``'s ``user_defined_metadata`` (and its version string)."""
+    mlmodel.user_defined_metadata[METADATA_KEY] = info.to_json()
+    mlmodel.version = info.edgegan_version or mlmodel.version
+    mlmodel.short_description = f"EdgeGAN {info.model} photo -> cartoon, {info.input_size} px, {info.precision}"
+    return mlmodel
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value or "")
+
+
+# ------------------------------------------------------------------------------------------ reader
+def read_model_info(path: str | Path) -> ModelInfo:
+    """The :class:`ModelInfo` embedded in an exported ``.onnx``, ``.tflite`` or ``.mlpackage``/``.mlmodel``.
+
+    Raises:
+        EdgeGANError: one line naming the file when it is missing, of an unknown kind, corrupt, or
+            holds no EdgeGAN metadata.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise EdgeGANError(f"{path}: unknown model type {suffix or '(no suffix)'!r} "
+                           f"(expected {', '.join(SUFFIXES)})")
+    if not path.exists():
+        raise EdgeGANError(f"{path}: no such model file")
+    try:
+        if suffix == ".onnx":
+            text = _read_bytes(path, _onnx_metadata)
+        elif suffix == ".tflite":
+            text = _read_bytes(path, _tflite_metadata)
+        else:
+            text = _read_bytes(_coreml_spec_path(path), _coreml_metadata)
+    except EdgeGANError:
+        raise
+    except (OSError, ValueError, IndexError, struct.error, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise EdgeGANError(f"{path}: corrupt or unreadable {suffix[1:]} model ({type(err).__name__}: {err})") from err
+    if text is None:
+        raise EdgeGANError(f"{path}: has no EdgeGAN metadata (not written by `edgegan export`?)")
+    return ModelInfo.from_json(text, where=str(path))
+
+
+def _read_bytes(path: Path, parse) -> str | None:
+    if path.is_dir():
+        raise EdgeGANError(f"{path}: is a folder, expected a model file")
+    with open(path, "rb") as f:
+        if f.seek(0, 2) == 0:
+            raise EdgeGANError(f"{path}: empty file, not a model")
+        # mmap: a large model is not read into memory to find a few hundred bytes of metadata
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return parse(buf)  # slicing an mmap copies just those bytes
+
+
+# -------------------------------------------------------------- protobuf wire format (ONNX, CoreML)
+def _varint(buf, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def _fields(buf, start: int = 0, end: int | None = None):
+    """(field number, slice) of each length-delimited field of one message; other wire types skipped."""
+    pos, end = start, len(buf) if end is None else end
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > end:
+                raise ValueError("field runs past the end of its message")
+            yield number, (pos, pos + size)
+            pos += size
+        else:  # groups (3, 4) are not used by ONNX or CoreML specs
+            raise ValueError(f"unexpected protobuf wire type {wire}")
+        if pos > end:
+            raise ValueError("truncated protobuf message")
+
+
+def _string_map(buf, span, entry_field: int, key: str) -> str | None:
+    """The value of ``key`` in a repeated key(1)/value(2) string entry field of the message at ``span``."""
+    for number, (s, e) in _fields(buf, *span):
+        if number != entry_field:
+            continue
+        entry = {n: bytes(buf[a:b]).decode("utf-8") for n, (a, b) in _fields(buf, s, e) if n in (1, 2)}
+        if entry.get(1) == key:
+            return entry.get(2, "")
+    return None
+
+
+def _onnx_metadata(buf) -> str | None:
+    # ModelProto.metadata_props = 14 (StringStringEntryProto: key = 1, value = 2)
+    return _string_map(buf, (0, len(buf)), 14, METADATA_KEY)
+
+
+def _coreml_metadata(buf) -> str | None:
+    # Model.description = 2 -> ModelDescription.metadata = 100 -> Metadata.userDefined = 100 (map)
+    for number, span in _fields(buf):
+        if number == 2:
+            for number2, span2 in _fields(buf, *span):
+                if number2 == 100:
+                    return _string_map(buf, span2, 100, METADATA_KEY)
+    return None
+
+
+def _coreml_spec_path(path: Path) -> Path:
+    """The spec protobuf of an ``.mlpackage`` (named by its Manifest.json), or the ``.mlmodel`` itself."""
+    if path.suffix.lower() == ".mlmodel":
+        return path
+    manifest_path = path / "Manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        item = manifest["itemInfoEntries"][manifest["rootModelIdentifier"]]
+        spec = path / "Data" / item["path"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise EdgeGANError(f"{path}: not a CoreML .mlpackage (unreadable {manifest_path.name}: {err})") from err
+    if not spec.is_file():
+        raise EdgeGANError(f"{path}: incomplete .mlpackage (missing {spec.relative_to(path)})")
+    return spec
+
+
+# --------------------------------------------------------------------- flatbuffer tables (TFLite)
+def _u16(buf, pos: int) -> int:
+    return struct.unpack_from("<H", buf, pos)[0]
+
+
+def _u32(buf, pos: int) -> int:
+    return struct.unpack_from("<I", buf, pos)[0]
+
+
+def _field(buf, table: int, index: int) -> int | None:
+    """Absolute position of field ``index`` of the table at ``table``, None when absent (default)."""
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    slot = 4 + 2 * index
+    if slot >= _u16(buf, vtable):
+        return None
+    offset = _u16(buf, vtable + slot)
+    return table + offset if offset else None
+
+
+def _vector(buf, pos: int) -> tuple[int, int]:
+    start = pos + _u32(buf, pos)
+    return start + 4, _u32(buf, start)
+
+
+def _tflite_metadata(buf) -> str | None:
+    # tflite schema: Model.buffers = field 4, Model.metadata = field 6; Metadata(name 0, buffer 1);
+    # Buffer(data 0, offset 1, size 2): models over 2 GB keep data outside the flatbuffer at offset/size.
+    if len(buf) < 8 or bytes(buf[4:8]) != b"TFL3":
+        raise ValueError("no TFL3 file identifier")
+    model = _u32(buf, 0)
+    metadata, buffers = _field(buf, model, 6), _field(buf, model, 4)
+    if metadata is None or buffers is None:
+        return None
+    first, count = _vector(buf, metadata)
+    for i in range(count):
+        entry = first + 4 * i + _u32(buf, first + 4 * i)
+        name_pos = _field(buf, entry, 0)
+        if name_pos is None:
+            continue
+        s, n = _vector(buf, name_pos)
+        if bytes(buf[s:s + n]).decode("utf-8") != METADATA_KEY:
+            continue
+        index_pos = _field(buf, entry, 1)
+        index = _u32(buf, index_pos) if index_pos is not None else 0
+        b_first, b_count = _vector(buf, buffers)
+        if index >= b_count:
+            raise ValueError(f"metadata buffer {index} out of range ({b_count} buffers)")
+        buffer = b_first + 4 * index + _u32(buf, b_first + 4 * index)
+        data_pos = _field(buf, buffer, 0)
+        if data_pos is not None:
+            s, n = _vector(buf, data_pos)
+        else:
+            off_pos, size_pos = _field(buf, buffer, 1), _field(buf, buffer, 2)
+            if off_pos is None or size_pos is None:
+                return ""
+            s = struct.unpack_from("<Q", buf, off_pos)[0]
+            n = struct.unpack_from("<Q", buf, size_pos)[0]
+        if s + n > len(buf):
+            raise ValueError("metadata buffer runs past the end of the file")
+        return bytes(buf[s:s + n]).decode("utf-8")
+    return None

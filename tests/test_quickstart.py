@@ -1,0 +1,43 @@
+"""The quickstart chains every stage on the demo data; shrunk here to seconds, same code path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgegan import quickstart
+from edgegan.cli import main
+
+
+@pytest.fixture
+def tiny_quickstart(monkeypatch):
+    monkeypatch.setattr(quickstart, "DEMO_DATA", dict(size=32, n_train=20, n_test=4, seed=0))
+    monkeypatch.setattr(quickstart, "TEACHER", dict(size=32, ngf=4, ndf=4, n_res=1, iters=3, save_every=3,
+                                                    sample_every=3, log_every=1))
+    monkeypatch.setattr(quickstart, "STUDENT", dict(student="mobile-s", student_kwargs={"width": 0.25}, iters=3,
+                                                    batch=2, save_every=3, sample_every=3, log_every=1))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def test_quickstart_runs_every_stage_then_skips_what_is_done(tiny_quickstart, tmp_path):
+    out = tmp_path / "qs"
+    first = CliRunner().invoke(main, ["quickstart", "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert first.exit_code == 0, first.output
+    assert (out / "data" / "SOURCES.json").is_file()
+    assert (out / "teacher" / "checkpoints" / "step_0000003").is_dir()
+    assert (out / "student" / "checkpoints" / "step_0000003").is_dir()
+    teacher_eval = json.loads((out / "eval" / "teacher.json").read_text())
+    assert {"model", "identity_baseline"} <= set(teacher_eval["paired"])
+    student_eval = json.loads((out / "eval" / "student.json").read_text())
+    assert student_eval["reference"]["psnr_mean"] > 0
+    int8 = json.loads((out / "int8" / "report.json").read_text())
+    assert int8["quality"]["int8_vs_fp32"]["psnr_mean"] > 20
+    assert (out / "int8" / "student_int8.onnx").is_file()
+
+    again = CliRunner().invoke(main, ["quickstart", "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert (out / "export" / "export.json").is_file()
+    for done in ("demo data: ", "(trained)", "(distilled)", "(quantized)", "(exported)"):
+        assert done in again.output, again.output
