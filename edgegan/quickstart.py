@@ -60,8 +60,18 @@ def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | 
     student_report = _eval(student, data_dir, out / "eval" / "student.json", reference=teacher)
     int8 = _quantize(student, teacher, data_dir, out / "int8", progress=progress)
     exports = _export(student, out / "int8", out / "export")
+    _recommend(out / "export")
     return {"data": data_dir, "teacher": teacher, "eval": report, "student": student,
             "student_eval": student_report, "int8": int8, "export": exports}
+
+
+def _recommend(export_dir: Path) -> None:
+    """Time every exported file on every runtime here (one interleaved loop) and name the fastest."""
+    from edgegan.runtime.bench import bench_models, format_latency
+
+    click.echo("which runtime to ship on this machine (the exported student, batch 1, every runtime here):")
+    click.echo(format_latency(bench_models(export_dir, runs=20)))
+    click.echo(f"run it: edgegan demo --model <fastest file> --source 0   (or: edgegan bench --model {export_dir})")
 
 
 def _export(student: Path, int8_dir: Path, export_dir: Path) -> list:
@@ -83,15 +93,17 @@ def _export(student: Path, int8_dir: Path, export_dir: Path) -> list:
                 and r.get("source_sha256") == digest}
     except (OSError, ValueError, KeyError, TypeError):
         done = set()
-    wanted = {(t, "fp32") for t in targets} | ({("onnx", "int8")} if int8 else set())
+    int8_targets = [t for t in ("onnx", "openvino") if t in targets] if int8 else []
+    wanted = {(t, "fp32") for t in targets} | {(t, "int8") for t in int8_targets}
     if wanted <= done:
         click.echo(f"[7/{STEPS}] export: {export_dir} (exported)")
         return json.loads(index.read_text())["results"]
-    click.echo(f"[7/{STEPS}] export: the student to {', '.join(targets)} fp32" + (" and INT8 ONNX" if int8 else "")
+    click.echo(f"[7/{STEPS}] export: the student to {', '.join(targets)} fp32"
+               + (f" and INT8 {', '.join(int8_targets)}" if int8_targets else "")
                + f", each checked against PyTorch -> {export_dir}")
     results = export(source, targets, "fp32", out=export_dir)
-    if int8:
-        results += export(source, "onnx", "int8", out=export_dir)
+    if int8_targets:
+        results += export(source, int8_targets, "int8", out=export_dir)
     click.echo(format_table(results))
     return [r.to_dict() for r in results]
 

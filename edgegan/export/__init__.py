@@ -1,7 +1,7 @@
-"""``edgegan export``: one call writes ONNX, TFLite and CoreML models in fp32/fp16/int8, each checked.
+"""``edgegan export``: one call writes ONNX, TFLite, CoreML and OpenVINO models in fp32/fp16/int8, each checked.
 
 Every written model carries :class:`edgegan.runtime.metadata.ModelInfo` (read back with
-``edgegan.runtime.metadata_io.read_model_info``) and has been validated on real photos: ONNX and TFLite
+``edgegan.runtime.metadata_io.read_model_info``) and has been validated on real photos: ONNX, TFLite and OpenVINO
 run here and are compared with PyTorch (PSNR, max-abs; thresholds in :mod:`edgegan.export.validate`),
 CoreML gets the structural checks possible off macOS and the numeric ones on a Mac. A model that
 fails is moved to ``OUT/failed/`` and reported as failed; only validated models keep their name.
@@ -39,12 +39,14 @@ class Target:
     suffix: str
     extra: str
     packages: tuple[str, ...]
+    companions: tuple[str, ...] = ()  # files that travel with the model under the same stem (OpenVINO's .bin)
 
 
 TARGETS = {
     "onnx": Target("onnx", ".onnx", "export", ("onnx", "onnxruntime", "onnxscript", "onnxslim")),
     "tflite": Target("tflite", ".tflite", "tflite", ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")),
     "coreml": Target("coreml", ".mlpackage", "coreml", ("coremltools",)),
+    "openvino": Target("openvino", ".xml", "openvino", ("openvino", "onnx", "onnxslim"), companions=(".bin",)),
 }
 
 
@@ -135,9 +137,9 @@ def resolve_precisions(names: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _module(target: str):
-    from edgegan.export import coreml, onnx, tflite
+    from edgegan.export import coreml, onnx, openvino, tflite
 
-    return {"onnx": onnx, "tflite": tflite, "coreml": coreml}[target]
+    return {"onnx": onnx, "tflite": tflite, "coreml": coreml, "openvino": openvino}[target]
 
 
 def export(
@@ -272,9 +274,10 @@ def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf
     from edgegan.runtime.metadata_io import read_model_info
 
     fmt = _module(target)
+    companions = TARGETS[target].companions
     final = job.path
     job.path = final.with_name(f".{final.stem}.partial{final.suffix}")  # the suffix tells readers the format
-    _remove(job.path)
+    _remove(job.path, companions)
     result = ExportResult(target, job.precision, "failed", str(final))
     t0 = time.perf_counter()
     try:
@@ -305,35 +308,45 @@ def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf
             result.runtime = ""
         if problems:
             raise EdgeGANError("; ".join(problems))
-        _remove(final)
-        os.replace(job.path, final)
+        _remove(final, companions)
+        _move(job.path, final, companions)
         result.status = "ok" if run is not None else "structure-ok"
     except EdgeGANError as err:
         result.message = str(err)
     except Exception as err:  # noqa: BLE001  (a converter/runtime bug: one row, not a crash of the whole export)
         result.message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
     if result.status == "failed":
-        _remove(final)  # never leave an older model under the name of one that just failed
+        _remove(final, companions)  # never leave an older model under the name of one that just failed
         if job.path.exists():
             failed = final.parent / "failed" / final.name
             failed.parent.mkdir(exist_ok=True)
-            _remove(failed)
-            os.replace(job.path, failed)
+            _remove(failed, companions)
+            _move(job.path, failed, companions)
             result.path = str(failed)
         else:
             result.path = ""
         log.warning("%s %s: FAILED: %s", target, job.precision, result.message)
-    result.bytes = _size(Path(result.path)) if result.path else 0
+    result.bytes = sum(_size(Path(result.path).with_suffix(s)) for s in (Path(result.path).suffix, *companions)) \
+        if result.path else 0
     result.seconds = round(time.perf_counter() - t0, 2)
     job.path = final
     return result
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def _remove(path: Path, companions: tuple[str, ...] = ()) -> None:
+    for p in (path, *(path.with_suffix(s) for s in companions)):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def _move(src: Path, dst: Path, companions: tuple[str, ...] = ()) -> None:
+    """Companions first: a reader that finds the model file finds its weights next to it."""
+    for suffix in companions:
+        if src.with_suffix(suffix).exists():
+            os.replace(src.with_suffix(suffix), dst.with_suffix(suffix))
+    os.replace(src, dst)
 
 
 def _size(path: Path) -> int:

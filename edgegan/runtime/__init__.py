@@ -25,13 +25,13 @@ __all__ = ["BACKENDS", "DETECTORS", "MODES", "Backend", "Cartoonizer", "Face", "
 def load(path: str | os.PathLike[str], backend: str | None = None, *, mode: str = "face",
          detector: str = "auto", threads: int | None = None, provider: str | None = None,
          delegate: str | None = None, detect_every: int = 3, crop_scale: float = 1.8, max_faces: int = 4,
-         min_face: int = 24) -> Cartoonizer:
+         min_face: int = 24, device: str | None = None, precision_hint: str | None = None) -> Cartoonizer:
     """Load an exported model and the face pipeline around it.
 
     Args:
-        path: ``.onnx``, ``.tflite`` or ``.mlpackage`` written by ``edgegan export`` (it carries its own
+        path: ``.onnx``, ``.tflite``, ``.mlpackage`` or OpenVINO ``.xml`` written by ``edgegan export`` (it carries its own
             pre/post-processing metadata).
-        backend: "auto" (from the suffix), "onnxruntime", "litert" or "coreml".
+        backend: "auto" (from the suffix), "onnxruntime", "litert", "coreml" or "openvino".
         mode: "face" (paste cartoon faces back), "side" (input | result) or "full" (whole frame, no detection).
         detector: face detector (``edgegan.runtime.DETECTORS``); "none" allows only mode "full".
         threads: CPU threads for the model's runtime (default: the runtime's choice).
@@ -41,8 +41,10 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, mode: str 
         crop_scale: face crop side / detected face box side.
         max_faces: faces cartoonized per frame, largest first.
         min_face: faces smaller than this many pixels are left unchanged.
+        device, precision_hint: OpenVINO's device ("auto", "cpu", "gpu", "npu") and inference precision.
     """
-    model = load_backend(path, backend, threads=threads, provider=provider, delegate=delegate)
+    model = load_backend(path, backend, threads=threads, provider=provider, delegate=delegate, device=device,
+                         precision_hint=precision_hint)
     try:
         return Cartoonizer(model, create_detector(detector), mode=mode, crop_scale=crop_scale, max_faces=max_faces,
                            min_face=min_face,

@@ -1,8 +1,8 @@
-"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite) and CoreML.
+"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite), CoreML and OpenVINO.
 
 The model file's suffix picks the backend (``.onnx`` -> onnxruntime, ``.tflite`` -> litert,
-``.mlpackage``/``.mlmodel`` -> coreml); ``backend=`` overrides it where a second runtime can read the
-same format. Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
+``.mlpackage``/``.mlmodel`` -> coreml, ``.xml`` -> openvino); ``backend=`` overrides it where a second
+runtime can read the same format (OpenVINO runs ``.onnx`` files too). Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
 converts to the file's own input type (fp16, quantized int8) itself, so callers never branch on the
 format. Each runtime is imported inside the backend that needs it: an install carries only the
 runtimes it uses. Nothing here imports torch.
@@ -30,8 +30,9 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "onnxruntime": (".onnx",),
     "litert": (".tflite",),
     "coreml": (".mlpackage", ".mlmodel"),
+    "openvino": (".xml", ".onnx"),  # after onnxruntime: a .onnx file goes to onnxruntime unless asked
 }
-_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert", "tflite_runtime": "litert",
+_ALIASES = {"ov": "openvino", "ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert", "tflite_runtime": "litert",
             "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml"}
 
 # ONNX Runtime execution providers, most preferred first; "auto" uses every one this build has, in
@@ -53,6 +54,15 @@ _PROVIDER_INSTALL = {
     "nnapi": "an onnxruntime Android build includes it",
     "xnnpack": "onnxruntime mobile/Android builds include it",
     "cpu": "pip install onnxruntime",
+}
+
+# OpenVINO devices, most preferred first for "auto" (an NPU or iGPU frees the CPU for capture and detection)
+OV_DEVICES = ("NPU", "GPU", "CPU")
+OV_PRECISION_HINTS = ("f32", "bf16", "f16")
+_OV_DEVICE_INSTALL = {
+    "NPU": "an Intel Core Ultra NPU with its driver (intel-npu-driver)",
+    "GPU": "an Intel GPU with its OpenCL/Level Zero runtime (intel-opencl-icd)",
+    "CPU": "pip install openvino",
 }
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -111,7 +121,8 @@ class Backend:
 
 def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None,
                  provider: str | None = None, delegate: str | None = None,
-                 compute_units: str = "ALL") -> Backend:
+                 compute_units: str = "ALL", device: str | None = None,
+                 precision_hint: str | None = None) -> Backend:
     """Open an exported EdgeGAN model on the backend its suffix implies, or on ``backend``.
 
     Args:
@@ -122,6 +133,9 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
             "xnnpack", "cpu"); default: every available one in that priority order.
         delegate: LiteRT external delegate library (GPU/NPU), e.g. ``libtensorflowlite_gpu_delegate.so``.
         compute_units: CoreML compute units ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE").
+        device: OpenVINO device ("auto", "cpu", "gpu", "npu"); default "auto": the best one present.
+        precision_hint: OpenVINO inference precision ("f32", "bf16", "f16"); default: the device's own
+            choice (bf16 on CPUs with AMX, f16 on GPUs).
     """
     path = Path(path)
     name = resolve_backend(path, backend)
@@ -129,6 +143,10 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         raise EdgeGANError(f"--provider {provider}: execution providers are onnxruntime's; {path.name} runs on {name}")
     if delegate and name != "litert":
         raise EdgeGANError(f"--delegate {delegate}: delegates are LiteRT's; {path.name} runs on {name}")
+    for flag, value in (("--device", device), ("--precision-hint", precision_hint)):
+        if value and value != "auto" and name != "openvino":
+            raise EdgeGANError(f"{flag} {value}: an OpenVINO option; {path.name} runs on {name} "
+                               "(add --backend openvino for a .onnx file)")
     if threads is not None and threads < 1:
         raise EdgeGANError(f"--threads {threads}: must be at least 1")
     if name == "coreml" and sys.platform != "darwin":
@@ -140,6 +158,8 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         return OrtBackend.open(path, info, threads=threads, provider=provider)
     if name == "litert":
         return LiteRTBackend.open(path, info, threads=threads, delegate=delegate)
+    if name == "openvino":
+        return OpenVINOBackend.open(path, info, threads=threads, device=device, precision_hint=precision_hint)
     return CoreMLBackend.open(path, info, compute_units=compute_units)
 
 
@@ -372,3 +392,74 @@ class CoreMLBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+
+
+# ----------------------------------------------------------------------------------- OpenVINO
+def openvino_core():
+    try:
+        import openvino as ov
+    except ImportError as err:
+        raise EdgeGANError("OpenVINO is not installed: pip install 'edgegan[openvino]'") from err
+    return ov.Core()
+
+
+def ov_device(core, device: str | None) -> str:
+    """The OpenVINO device to compile for: ``device`` if this machine has it, else one clear error;
+    "auto" is OpenVINO's AUTO plugin when an accelerator is present (it starts on the CPU while the
+    accelerator compiles), else the CPU."""
+    available = list(core.available_devices)  # e.g. ["CPU", "GPU.0", "GPU.1", "NPU"]
+    kinds = {d.split(".")[0] for d in available}
+    if device in (None, "", "auto"):
+        return "AUTO" if len(kinds & set(OV_DEVICES)) > 1 else "CPU"
+    wanted = device.upper()
+    kind = wanted.split(".")[0]
+    if kind not in OV_DEVICES and kind != "AUTO":
+        raise EdgeGANError(f"--device {device}: unknown OpenVINO device (choose from auto, "
+                           f"{', '.join(d.lower() for d in OV_DEVICES)})")
+    if kind != "AUTO" and (wanted if "." in wanted else kind) not in (available if "." in wanted else kinds):
+        raise EdgeGANError(f"--device {device}: not on this machine (OpenVINO sees: {', '.join(available) or 'none'}); "
+                           f"needs {_OV_DEVICE_INSTALL[kind]}")
+    return wanted
+
+
+@dataclass
+class OpenVINOBackend(Backend):
+    request: object = None
+    input_dtype: type = np.float32
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo, *, threads: int | None, device: str | None,
+             precision_hint: str | None) -> OpenVINOBackend:
+        core = openvino_core()
+        target = ov_device(core, device)
+        config: dict = {"PERFORMANCE_HINT": "LATENCY"}  # batch-1 frames: one stream, all threads on it
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        if precision_hint not in (None, "", "auto"):
+            if precision_hint.lower() not in OV_PRECISION_HINTS:
+                raise EdgeGANError(f"--precision-hint {precision_hint}: choose from auto, {', '.join(OV_PRECISION_HINTS)}")
+            config["INFERENCE_PRECISION_HINT"] = precision_hint.lower()
+        if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
+            raise EdgeGANError(f"{path}: its weights {path.with_suffix('.bin').name} are missing next to it")
+        try:
+            compiled = core.compile_model(str(path), target, config)
+        except RuntimeError as err:
+            raise EdgeGANError(f"{path}: OpenVINO cannot run this model on {target} "
+                               f"({' '.join(str(err).split())[:300]})") from err
+        inp = compiled.input(0)
+        check_input_shape(path, info, [d.get_length() if d.is_static else -1 for d in inp.get_partial_shape()])
+        label = target
+        with contextlib.suppress(RuntimeError):  # AUTO reports its choice only once a device is running
+            hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+            label += f", {hint.get_type_name() if hasattr(hint, 'get_type_name') else hint}"
+        label += f", {threads} threads" if threads else ""
+        dtype = {"f16": np.float16, "f32": np.float32}.get(inp.get_element_type().get_type_name(), np.float32)
+        return cls(name="openvino", path=path, info=info, device=label, request=compiled.create_infer_request(),
+                   input_dtype=dtype)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: x.astype(self.input_dtype, copy=False)})
+        return np.asarray(result[0], dtype=np.float32).copy()  # the request reuses its output buffer
+
+    def close(self) -> None:
+        self.request = None

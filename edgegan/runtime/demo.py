@@ -200,7 +200,8 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
              mode: str = "face", backend: str | None = None, detector: str = "auto", threads: int | None = None,
              provider: str | None = None, delegate: str | None = None, detect_every: int = 3,
              max_frames: int | None = None, overlay: bool | None = None, snapshot_dir: str | os.PathLike[str] = ".",
-             progress_every: float = 5.0) -> tuple[RunStats, Path | None]:
+             progress_every: float = 5.0, device: str | None = None,
+             precision_hint: str | None = None) -> tuple[RunStats, Path | None]:
     """Run ``model`` on ``source``; returns the run's statistics and the written output (or None)."""
     from edgegan.runtime import load
 
@@ -214,7 +215,8 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
         with open_source(source) as frames:  # first: a missing camera fails before the model loads
             sink = open_sink(output, frames) if output else None
             cartoonizer = load(model, backend, mode=mode, detector=detector, threads=threads, provider=provider,
-                               delegate=delegate, detect_every=detect_every)
+                               delegate=delegate, detect_every=detect_every, device=device,
+                               precision_hint=precision_hint)
             log.info("model %s on %s; detector %s", Path(model).name, cartoonizer.backend.label,
                      getattr(cartoonizer.detector, "name", "none"))
             if not headless:

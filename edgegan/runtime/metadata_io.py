@@ -4,7 +4,8 @@ Where the JSON (``ModelInfo.to_json``) lives, under the key ``METADATA_KEY``:
 - ONNX: ``ModelProto.metadata_props`` (what ``onnxruntime`` shows as ``custom_metadata_map``);
 - TFLite: a ``Model.metadata`` entry whose buffer holds the UTF-8 JSON (the slot the TFLite
   converter itself uses for ``min_runtime_version``; interpreters ignore unknown entries);
-- CoreML: ``user_defined_metadata`` of the model spec (``.mlpackage`` or ``.mlmodel``).
+- CoreML: ``user_defined_metadata`` of the model spec (``.mlpackage`` or ``.mlmodel``);
+- OpenVINO IR: ``<rt_info><edgegan value="..."/></rt_info>`` of the ``.xml`` (``Model.set_rt_info``).
 
 The readers parse the container formats directly (protobuf wire format, flatbuffer tables) with the
 standard library only: on a device neither ``onnx``, ``coremltools`` nor TensorFlow needs to be
@@ -20,11 +21,12 @@ import json
 import mmap
 import struct
 from pathlib import Path
+from xml.etree import ElementTree
 
 from edgegan.errors import EdgeGANError
 from edgegan.runtime.metadata import METADATA_KEY, ModelInfo
 
-SUFFIXES = (".onnx", ".tflite", ".mlpackage", ".mlmodel")
+SUFFIXES = (".onnx", ".tflite", ".mlpackage", ".mlmodel", ".xml")
 
 
 # ------------------------------------------------------------------------------------------ writers
@@ -65,6 +67,12 @@ def embed_coreml(mlmodel, info: ModelInfo):
     return mlmodel
 
 
+def embed_openvino(model, info: ModelInfo):
+    """Set ``info`` in an ``openvino.Model``'s runtime info (saved into the IR ``.xml``); returns it."""
+    model.set_rt_info(info.to_json(), [METADATA_KEY])
+    return model
+
+
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value or "")
 
@@ -89,11 +97,14 @@ def read_model_info(path: str | Path) -> ModelInfo:
             text = _read_bytes(path, _onnx_metadata)
         elif suffix == ".tflite":
             text = _read_bytes(path, _tflite_metadata)
+        elif suffix == ".xml":
+            text = _openvino_metadata(path)
         else:
             text = _read_bytes(_coreml_spec_path(path), _coreml_metadata)
     except EdgeGANError:
         raise
-    except (OSError, ValueError, IndexError, struct.error, UnicodeDecodeError, KeyError, TypeError) as err:
+    except (OSError, ValueError, IndexError, struct.error, UnicodeDecodeError, KeyError, TypeError,
+            ElementTree.ParseError) as err:
         raise EdgeGANError(f"{path}: corrupt or unreadable {suffix[1:]} model ({type(err).__name__}: {err})") from err
     if text is None:
         raise EdgeGANError(f"{path}: has no EdgeGAN metadata (not written by `edgegan export`?)")
@@ -251,4 +262,32 @@ def _tflite_metadata(buf) -> str | None:
         if s + n > len(buf):
             raise ValueError("metadata buffer runs past the end of the file")
         return bytes(buf[s:s + n]).decode("utf-8")
+    return None
+
+
+# -------------------------------------------------------------------------------- OpenVINO IR (XML)
+def _openvino_metadata(path: Path) -> str | None:
+    """The ``edgegan`` value of the IR's top-level ``<rt_info>``. Streamed: the layer list comes first and
+    is dropped element by element, so a large IR is never held in memory."""
+    if path.is_dir():
+        raise EdgeGANError(f"{path}: is a folder, expected a model file")
+    if path.stat().st_size == 0:
+        raise EdgeGANError(f"{path}: empty file, not a model")
+    depth, in_rt_info, root = 0, False, None
+    for event, elem in ElementTree.iterparse(path, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            if depth == 1:
+                root = elem.tag
+                if root != "net":
+                    raise EdgeGANError(f"{path}: not an OpenVINO IR (root element <{root}>, expected <net>)")
+            elif depth == 2 and elem.tag == "rt_info":
+                in_rt_info = True
+            elif depth == 3 and in_rt_info and elem.tag == METADATA_KEY:
+                return elem.get("value")
+        else:
+            depth -= 1
+            if depth == 1:
+                in_rt_info = False
+                elem.clear()
     return None

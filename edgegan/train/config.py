@@ -28,6 +28,9 @@ class TrainConfig:
     cycle_weight: float = 10.0
     identity_weight: float = 10.0
     cam_weight: float = 1000.0
+    face_id_weight: float = 0.0  # photo2cartoon's face-ID loss; 0 = off (no ID network is loaded)
+    id_model: str = "dlib"  # "dlib" (packaged dlib ResNet) or a MobileFaceNet state-dict path
+    face_id_crop: float = 0.75  # central fraction of each side the ID network sees (data prepare's layout)
     save_every: int = 1000
     sample_every: int = 500
     log_every: int = 10
@@ -60,6 +63,9 @@ ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res")
 PRESETS: dict[str, dict] = {
     "ugatit-light": {"generator": "ugatit-light"},
     "ugatit": {"generator": "ugatit"},
+    # photo2cartoon's published settings: stronger cycle term, face-ID loss, ngf 32
+    "photo2cartoon": {"generator": "photo2cartoon", "ngf": 32, "cycle_weight": 50.0, "identity_weight": 10.0,
+                      "cam_weight": 1000.0, "face_id_weight": 1.0},
 }
 
 
@@ -86,6 +92,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
          f"must be auto, fp32, bf16 or fp16, got {cfg.precision!r}"),
         (cfg.channels_last in ("auto", "on", "off"), "--channels-last",
          f"must be auto, on or off, got {cfg.channels_last!r}"),
+        (cfg.face_id_weight >= 0, "--face-id-weight", f"must be >= 0 (0 = off), got {cfg.face_id_weight}"),
+        (0.1 <= cfg.face_id_crop <= 1.0, "--face-id-crop", f"must be in [0.1, 1], got {cfg.face_id_crop}"),
+        (cfg.generator != "photo2cartoon" or cfg.size % 16 == 0, "--size",
+         f"must be a multiple of 16 for photo2cartoon (hourglass blocks), got {cfg.size}"),
+        (cfg.generator != "photo2cartoon" or cfg.ngf >= 4, "--ngf",
+         f"must be >= 4 for photo2cartoon, got {cfg.ngf}"),
     ]
     for ok, flag, msg in checks:
         if not ok:

@@ -1,5 +1,8 @@
 """The U-GAT-IT trainer: read it top to bottom — networks, losses, one step, samples, the loop.
 
+The photo2cartoon preset trains with it too: the preset names the generator (from the registry)
+and turns on the face-ID loss; everything else (discriminators, resume, DDP, samples) is shared.
+
 Speed choices (same losses and networks as the paper's code, less work per iteration):
 - both generators run once per iteration; the discriminator update reuses their outputs
   detached (the reference recomputes them: identical values, since G has not changed yet);
@@ -23,6 +26,7 @@ from edgegan.data.unpaired import UnpairedData
 from edgegan.io_utils import write_json_atomic
 from edgegan.models import create_model
 from edgegan.models.layers import clip_rho_
+from edgegan.models.photo2cartoon import clip_blend_weights_
 from edgegan.train import samples
 from edgegan.train.checkpoint import save_checkpoint
 from edgegan.train.common import (
@@ -109,8 +113,13 @@ def cam_bce(logit: torch.Tensor, target: float) -> torch.Tensor:
 # ---------------------------------------------------------------- one iteration
 def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g: torch.optim.Optimizer,
                opt_d: torch.optim.Optimizer, real_a: torch.Tensor, real_b: torch.Tensor, cfg: TrainConfig,
-               rt: Runtime, scalers: dict | None = None) -> dict[str, torch.Tensor]:
-    """One D update then one G update (the paper's order). Returns the loss terms (0-dim tensors)."""
+               rt: Runtime, scalers: dict | None = None,
+               face_id: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """One D update then one G update (the paper's order). Returns the loss terms (0-dim tensors).
+
+    ``face_id`` (photo2cartoon): a frozen ``FaceIDLoss`` added to G's loss with ``cfg.face_id_weight``,
+    for photo -> cartoon and cartoon -> photo; it never enters the discriminator step.
+    """
     n = real_a.shape[0]
     with rt.autocast():
         g = gen(real_a, real_b)
@@ -134,10 +143,17 @@ def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g:
              + cam_bce(g["cam_ba"], 1.0) + cam_bce(g["cam_aa"], 0.0))
     g_loss = (cfg.adv_weight * g_adv + cfg.cycle_weight * g_cycle + cfg.identity_weight * g_identity
               + cfg.cam_weight * g_cam)
+    terms = {}
+    if face_id is not None:
+        with rt.autocast():
+            g_face_id = face_id(real_a, g["fake_ab"]) + face_id(real_b, g["fake_ba"])
+        g_loss = g_loss + cfg.face_id_weight * g_face_id
+        terms["g_face_id"] = g_face_id.detach()
     backward_step(g_loss, opt_g, scalers and scalers["g"])
     clip_rho_(gen)
+    clip_blend_weights_(gen)
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "g_adv": g_adv.detach(),
-            "g_cycle": g_cycle.detach(), "g_identity": g_identity.detach(), "g_cam": g_cam.detach()}
+            "g_cycle": g_cycle.detach(), "g_identity": g_identity.detach(), "g_cam": g_cam.detach(), **terms}
 
 
 # ---------------------------------------------------------------- samples
@@ -184,6 +200,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     mem = torch.channels_last if rt.channels_last else torch.contiguous_format
     gen_raw.to(rt.device, memory_format=mem)
     disc_raw.to(rt.device, memory_format=mem)
+    face_id = None
+    if cfg.face_id_weight == 0 and cfg.id_model != "dlib" and rt.is_main:
+        log.warning("--id-model %s is not used: the face-ID loss is off (--face-id-weight 0)", cfg.id_model)
+    if cfg.face_id_weight > 0:  # frozen and rebuilt from cfg.id_model on resume, never checkpointed
+        from edgegan.models.face_id import FaceIDLoss, load_id_network
+
+        face_id = FaceIDLoss(load_id_network(cfg.id_model), cfg.face_id_crop).to(rt.device)
     start = 0
     scalers = None
     if rt.dtype == torch.float16:
@@ -232,7 +255,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             lr = linear_decay_lr(step, cfg.iters, cfg.lr)
             set_lr(optimizers.values(), lr)
             real_a, real_b = batches.get(step)
-            losses = train_step(gen, disc, disc_raw, opt_g, opt_d, real_a, real_b, cfg, rt, scalers)
+            losses = train_step(gen, disc, disc_raw, opt_g, opt_d, real_a, real_b, cfg, rt, scalers, face_id)
             values = {k: float(v) for k, v in losses.items()}
             check_finite(values, ("d_loss", "g_loss"), step=step + 1, last_path=last_path)
             done = step + 1
