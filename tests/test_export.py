@@ -73,7 +73,7 @@ def student(tmp_path_factory) -> Path:
 def exported(student, tmp_path_factory) -> tuple[Path, dict[tuple[str, str], ExportResult]]:
     """All three targets in all three precisions, in one call (INT8: NNCF PTQ on the demo-photo tiles)."""
     out = tmp_path_factory.mktemp("exports")
-    results = export(student, "all", "all", out=out, runs=2)
+    results = export(student, "onnx,tflite,coreml", "all", out=out, runs=2)  # OpenVINO: tests/test_openvino.py
     return out, {(r.target, r.precision): r for r in results}
 
 
@@ -296,7 +296,8 @@ def test_teacher_checkpoint_exports(tmp_path):
     teacher = create_model("ugatit-light", ngf=4, n_res=1, img_size=SIZE)
     run = save_generator(tmp_path, teacher, "ugatit-light", {"ngf": 4, "n_res": 1, "img_size": SIZE})
     results = export(run, "all", "fp32", out=tmp_path / "out", runs=1)
-    assert [r.status for r in results] == ["ok", "ok", "structure-ok"], format_table(results)
+    assert [(r.target, r.status) for r in results] == [("onnx", "ok"), ("tflite", "ok"), ("coreml", "structure-ok"),
+                                                       ("openvino", "ok")], format_table(results)
     for r in results:
         assert read_model_info(r.path).model == "ugatit-light"
         assert r.target == "coreml" or r.parity["psnr_db"] >= 60, r.parity
@@ -351,7 +352,7 @@ def test_missing_optional_package_names_the_extra(student, tmp_path, monkeypatch
     code, err, _ = cli("export", "--model", str(student), "--target", "coreml", "--out", str(tmp_path / "o"))
     assert_one_line_error(code, err, "--target coreml", "coremltools", "pip install 'edgegan[coreml]'")
     wanted, skipped = resolve_targets("all")  # `all` exports what is installed and says what it skipped
-    assert wanted == ["onnx", "tflite"] and [s.target for s in skipped] == ["coreml"]
+    assert wanted == ["onnx", "tflite", "openvino"] and [s.target for s in skipped] == ["coreml"]
     assert skipped[0].status == "skipped" and "edgegan[coreml]" in skipped[0].message
     assert "edgegan[coreml]" in format_table(skipped)
 
@@ -369,3 +370,24 @@ def test_failed_validation_is_reported_as_failed(student, tmp_path, monkeypatch)
     assert not final.exists() and (out / "failed" / final.name).is_file()
     report = json.loads((out / "export.json").read_text())
     assert report["results"][0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("key", [("onnx", "fp32"), ("tflite", "fp32"), ("onnx", "int8")])
+def test_eval_scores_an_exported_model_through_the_runtime(exported, student, tiny_data, key):
+    """`edgegan eval` takes exported files too: one scorer for every format, here against the checkpoint."""
+    from edgegan.eval.evaluate import evaluate
+
+    _, results = exported
+    report = evaluate(results[key].path, tiny_data, reference=student, fid=False)
+    assert report["n"] == 4
+    floor = 50 if key[1] == "fp32" else 25  # fp32: uint8 rounding only; int8: the quantizer's error
+    assert report["reference"]["psnr_mean"] > floor
+    assert "identity_baseline" in report["paired"]
+
+
+def test_eval_of_an_exported_model_refuses_b2a(exported, tiny_data):
+    from edgegan.eval.evaluate import evaluate
+
+    _, results = exported
+    with pytest.raises(EdgeGANError, match="A2B"):
+        evaluate(results["onnx", "fp32"].path, tiny_data, direction="B2A", fid=False)

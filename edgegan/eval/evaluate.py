@@ -36,13 +36,14 @@ class Translator:
 
 def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "cpu",
                     batch_size: int = 16) -> Translator:
-    """A training checkpoint (run folder, ``checkpoints/``, ``step_*`` or its weights file)."""
+    """A training checkpoint (run folder, ``checkpoints/``, ``step_*`` or its weights file), or an exported
+    model (``.onnx``, ``.tflite``, ``.mlpackage``, OpenVINO ``.xml``) run by ``edgegan.runtime`` with the
+    pre/post-processing in its metadata: one scorer for every format."""
     p = Path(path)
     if not p.exists():
         raise EdgeGANError(f"--model {path}: no such file or folder")
-    if p.suffix in (".onnx", ".tflite", ".mlpackage", ".xml"):
-        raise EdgeGANError(f"--model {path}: exported models are scored through the runtime, "
-                           "which is not part of this version yet; pass a training checkpoint")
+    if p.suffix.lower() in (".onnx", ".tflite", ".mlpackage", ".mlmodel", ".xml"):
+        return _exported_translator(p, direction)
     import torch
 
     from edgegan.train.checkpoint import load_generator
@@ -64,6 +65,20 @@ def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "
         return np.concatenate(outs)
 
     return Translator(f"{ckpt.path} ({spec['name']}, {direction})", size, run)
+
+
+def _exported_translator(path: Path, direction: str) -> Translator:
+    from edgegan.runtime.backends import load_backend
+
+    if direction != "A2B":
+        raise EdgeGANError(f"--direction {direction}: exported models translate photo -> cartoon (A2B) only")
+    backend = load_backend(path)
+    info = backend.info
+
+    def run(images: np.ndarray) -> np.ndarray:
+        return np.concatenate([info.postprocess(backend(info.preprocess(im))) for im in images])
+
+    return Translator(f"{path} ({info.model}, {info.precision}, {backend.label})", info.input_size, run)
 
 
 def _load_set(folder: Path, role: str, size: int, names: list[str] | None = None) -> tuple[list[str], np.ndarray]:
