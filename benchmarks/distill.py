@@ -29,7 +29,14 @@ import torch
 
 from edgegan.data.demo import build_demo_dataset
 from edgegan.eval.evaluate import evaluate
-from edgegan.profile import export_onnx, load_model, onnx_available, ort_runner, params_and_gmacs, time_interleaved
+from edgegan.profile import (
+    export_onnx,
+    load_model,
+    onnx_available,
+    ort_runner,
+    params_and_gmacs,
+    time_interleaved,
+)
 from edgegan.quickstart import DEMO_DATA, STUDENT, TEACHER
 from edgegan.train.checkpoint import list_checkpoints, read_checkpoint
 from edgegan.train.config import preset_config
@@ -62,7 +69,7 @@ def sizes_and_speed(threads: int, runs: int) -> None:
             if not missing:
                 path = export_onnx(net, x, Path(tmp) / f"{models[label]}.onnx")
                 runners[label, "ORT fp32"] = ort_runner(path, x, threads)
-        ms = {k: v * 1e3 for k, v in time_interleaved(runners, runs).items()}
+        ms = time_interleaved(runners, runs)
     print(f"\n2. CPU latency at {SIZE}x{SIZE}, batch 1, {threads} thread(s), median of {runs} interleaved runs (ms)")
     print(f"   {'model':<28}{'torch eager':>12}{'ORT fp32':>10}")
     for label in nets:

@@ -9,9 +9,7 @@ both see the same machine load, and the median is reported.
 from __future__ import annotations
 
 import logging
-import statistics
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +98,7 @@ def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Path:
             warnings.simplefilter("ignore")  # torch-internal deprecations
             torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False,
                               input_names=["image"], output_names=["cartoon"])
-    except Exception as err:  # noqa: BLE001  (the exporter raises many kinds; name the step, keep one line)
+    except Exception as err:
         raise EdgeGANError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
     finally:
         for lg, level in zip(loggers, levels):
@@ -120,16 +118,11 @@ def ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object
 
 
 def time_interleaved(runners: dict[str, Callable[[], object]], runs: int, warmup: int = WARMUP) -> dict[str, float]:
-    """Median seconds per call of each runner; one call of each in turn, so all share the machine load."""
-    times: dict[str, list[float]] = {k: [] for k in runners}
+    """Median milliseconds per call of each runner, interleaved (``edgegan.runtime.timing``), without autograd."""
+    from edgegan.runtime.timing import time_interleaved as interleaved
+
     with torch.inference_mode():
-        for i in range(warmup + runs):
-            for key, run in runners.items():
-                t = time.perf_counter()
-                run()
-                if i >= warmup:
-                    times[key].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+        return interleaved(runners, runs, warmup)
 
 
 def profile_model(model: str, *, size: int | None = None, threads: int | None = None, runs: int = 20) -> dict:
@@ -157,7 +150,7 @@ def profile_model(model: str, *, size: int | None = None, threads: int | None = 
         else:
             runners["ORT fp32"] = ort_runner(export_onnx(net, x, Path(tmp) / "model.onnx"), x, threads)
         medians = time_interleaved(runners, runs)
-    report["latency_ms"] = {k: v * 1e3 for k, v in medians.items()}
+    report["latency_ms"] = medians
     return report
 
 

@@ -25,3 +25,11 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """The CLI's contract for bad input: exit code 2 and one line ``error: ...`` naming what is wrong."""
+    assert code == 2, err
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)

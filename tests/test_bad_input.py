@@ -12,19 +12,12 @@ from PIL import Image
 import edgegan.train.ugatit as ugatit_trainer
 from edgegan.cli import main
 from edgegan.train.checkpoint import list_checkpoints
-from tests.conftest import TINY, edgegan_cmd, subprocess_env
+from tests.conftest import TINY, assert_one_line_error, edgegan_cmd, subprocess_env
 
 
 def cli(*args: str):
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stderr.strip()
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
@@ -75,7 +68,7 @@ def test_broken_files_are_skipped_with_a_count_and_odd_formats_converted(data_co
     Image.fromarray(rgb).convert("CMYK").save(a / "cmyk.jpg")
     Image.fromarray(rgb).convert("L").save(a / "grey.png")
     Image.fromarray(rgb).convert("RGBA").save(a / "rgba.png")
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(a / "sixteen.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(a / "sixteen.png")
     cmd = [*edgegan_cmd(), *train_args(data_copy, tmp_path / "run")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -19,7 +19,7 @@ from edgegan.data.unpaired import UnpairedData
 from edgegan.models.mobile import MobileGenerator
 from edgegan.train.checkpoint import list_checkpoints, load_generator
 from edgegan.train.common import read_metrics
-from tests.conftest import TINY, edgegan_cmd, subprocess_env
+from tests.conftest import TINY, assert_one_line_error, edgegan_cmd, subprocess_env
 
 LOSSES = ("loss", "pixel", "feature", "lr")
 
@@ -27,13 +27,6 @@ LOSSES = ("loss", "pixel", "feature", "lr")
 def cli(*args: str):
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stderr.strip(), result.stdout
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 @pytest.fixture(scope="module")

@@ -74,14 +74,14 @@ def test_cli_writes_json_and_grid(tiny_data, two_runs, tmp_path):
     assert out.with_suffix(".png").is_file()
 
 
-@pytest.mark.parametrize("case", ["no-model", "exported", "missing-gt", "not-a-checkpoint"])
+@pytest.mark.parametrize("case", ["no-model", "corrupt-export", "missing-gt", "not-a-checkpoint"])
 def test_errors_are_one_line(case, tiny_data, two_runs, tmp_path):
     data, model = tiny_data, str(two_runs[0])
     if case == "no-model":
         model, needle = str(tmp_path / "nope"), "no such file"
-    elif case == "exported":
+    elif case == "corrupt-export":  # exported files go through the runtime, which names the file
         (tmp_path / "m.onnx").write_bytes(b"x")
-        model, needle = str(tmp_path / "m.onnx"), "runtime"
+        model, needle = str(tmp_path / "m.onnx"), "m.onnx"
     elif case == "missing-gt":
         data = tmp_path / "data"
         shutil.copytree(tiny_data, data)

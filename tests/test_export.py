@@ -28,7 +28,7 @@ from edgegan.models import create_model
 from edgegan.runtime.metadata import METADATA_KEY, ModelInfo
 from edgegan.runtime.metadata_io import embed_onnx, embed_tflite, read_model_info
 from edgegan.train.checkpoint import save_checkpoint
-from tests.conftest import subprocess_env
+from tests.conftest import assert_one_line_error, subprocess_env
 
 pytestmark = pytest.mark.export
 
@@ -309,13 +309,6 @@ def test_teacher_checkpoint_exports(tmp_path):
 def cli(*args: str):
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stderr.strip(), result.stdout
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 def test_missing_model(tmp_path):

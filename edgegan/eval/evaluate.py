@@ -46,8 +46,8 @@ def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "
         return _exported_translator(p, direction)
     import torch
 
-    from edgegan.train.checkpoint import load_generator
     from edgegan.data.unpaired import to_model_range
+    from edgegan.train.checkpoint import load_generator
     from edgegan.train.samples import to_uint8
 
     model, ckpt = load_generator(p, direction)
@@ -156,8 +156,8 @@ def _distribution_scores(outputs, inputs, target_dir: Path, target_role: str, si
 
 
 def _write_grid(path: Path, rows: list[tuple[str, np.ndarray]], max_cols: int = 8) -> None:
-    from edgegan.data.images import save_png_atomic
     from edgegan.data.grid import grid
+    from edgegan.data.images import save_png_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png_atomic(path, grid([(label, imgs[:max_cols]) for label, imgs in rows]))

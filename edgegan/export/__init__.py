@@ -313,7 +313,7 @@ def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf
         result.status = "ok" if run is not None else "structure-ok"
     except EdgeGANError as err:
         result.message = str(err)
-    except Exception as err:  # noqa: BLE001  (a converter/runtime bug: one row, not a crash of the whole export)
+    except Exception as err:
         result.message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
     if result.status == "failed":
         _remove(final, companions)  # never leave an older model under the name of one that just failed

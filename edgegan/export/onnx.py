@@ -68,7 +68,7 @@ def _dynamo_proto(model, size: int, stride: int):
                     3: stride * torch.export.Dim("w", max=4096 // stride)}
             try:
                 return torch.onnx.export(model, (x,), None, dynamic_shapes=(dims,), **kw).model_proto, True
-            except Exception:  # noqa: BLE001  (a size-bound layer, e.g. U-GAT-IT full's FC: export it static)
+            except Exception:
                 return torch.onnx.export(model, (x,), None, **kw).model_proto, False
     except Exception as err:  # (the exporter raises many kinds; keep one line)
         raise EdgeGANError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from err

@@ -191,7 +191,7 @@ def load_quantized(path: str | Path) -> tuple[nn.Module, QuantizedSpec]:
     try:
         with safe_open(path, "pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({err})") from err
     if meta.get("format") != FORMAT:

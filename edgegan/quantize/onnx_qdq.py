@@ -19,12 +19,11 @@ names were a third of the INT8 file of ``mobile-s``).
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from edgegan.runtime.timing import time_interleaved  # noqa: F401  (re-exported: reports and benchmarks use it)
 
 INT_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
 
@@ -212,15 +211,3 @@ def ort_translate(sess, images: np.ndarray, batch: int = 8) -> np.ndarray:
         y = sess.run(None, {name: to_model_range(images[i:i + batch])})[0]  # (B, 3, S, S) in [-1, 1]
         outs.append(np.clip(np.rint((y.clip(-1, 1) + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
     return np.concatenate(outs)
-
-
-def time_interleaved(runners: dict[str, Callable[[], object]], runs: int, warmup: int = 5) -> dict[str, float]:
-    """Median milliseconds per call of each runner; one call of each in turn, so all share the machine load."""
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for i in range(warmup + runs):
-        for key, run in runners.items():
-            t = time.perf_counter()
-            run()
-            if i >= warmup:
-                times[key].append(time.perf_counter() - t)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}

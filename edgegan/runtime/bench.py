@@ -30,6 +30,7 @@ from edgegan.runtime.backends import BACKENDS, ORT_PROVIDERS, backend_for, load_
 from edgegan.runtime.capture import open_source
 from edgegan.runtime.clip import write_clip
 from edgegan.runtime.demo import RunStats
+from edgegan.runtime.timing import interleaved_times
 
 WARMUP = 5  # model calls before timing
 PIPELINE_WARMUP = 3  # frames through the pipeline before timing (allocators, runtime caches, first detection)
@@ -172,15 +173,9 @@ def _time_interleaved(loaded: list, runs: int) -> None:
     for _, b in loaded:
         h, w = b.input_hw(b.info.input_size, b.info.input_size)
         inputs.append(b.info.preprocess(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)))
-    for _ in range(WARMUP):
-        for (_, b), x in zip(loaded, inputs):
-            b(x)
-    times: list[list[float]] = [[] for _ in loaded]
-    for _ in range(runs):
-        for i, ((_, b), x) in enumerate(zip(loaded, inputs)):
-            t = time.perf_counter()
-            b(x)
-            times[i].append((time.perf_counter() - t) * 1e3)
+    times = interleaved_times({i: (lambda b=b, x=x: b(x)) for i, ((_, b), x) in enumerate(zip(loaded, inputs))},
+                              runs, warmup=WARMUP)
+    times = [times[i] for i in range(len(loaded))]
     for (row, _), ts in zip(loaded, times):
         ts.sort()
         row.median_ms, row.p90_ms = statistics.median(ts), ts[min(len(ts) - 1, int(0.9 * len(ts)))]
@@ -204,7 +199,7 @@ def _parity(loaded: list) -> None:
         for row, b in items:
             try:
                 row.psnr_db = round(_psnr(_outputs(b, photos), ref), 2)
-            except Exception as err:  # noqa: BLE001  (a runtime's own error on one row must not lose the table)
+            except Exception as err:
                 row.note = f"parity not measured: {type(err).__name__}"
 
 

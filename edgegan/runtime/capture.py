@@ -84,7 +84,7 @@ class FrameSource:
                     self._replace(frame)
                 else:
                     self._put(frame)
-        except BaseException as err:  # noqa: BLE001 -- handed to the consumer, raised from its loop
+        except BaseException as err:
             self._error = err
         finally:
             self._put(None)

@@ -21,7 +21,12 @@ import torch.distributed as dist
 from edgegan.errors import EdgeGANError
 from edgegan.io_utils import write_text_atomic
 from edgegan.train.checkpoint import (
-    Checkpoint, clean_partial_writes, list_checkpoints, load_optimizers, load_weights, read_checkpoint,
+    Checkpoint,
+    clean_partial_writes,
+    list_checkpoints,
+    load_optimizers,
+    load_weights,
+    read_checkpoint,
     set_rng_state,
 )
 
@@ -113,7 +118,7 @@ class MetricsLog:
             write_text_atomic(path, "".join(ln + "\n" for ln in kept))
         elif resume_step is None and path.exists():
             path.unlink()
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+        self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")

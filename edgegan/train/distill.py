@@ -34,8 +34,20 @@ from edgegan.models.ugatit import UGATITGenerator
 from edgegan.train import samples
 from edgegan.train.checkpoint import load_generator, load_weights, read_checkpoint, save_checkpoint
 from edgegan.train.common import (
-    MetricsLog, Prefetcher, Runtime, StepLog, backward_step, check_finite, due, linear_decay_lr,
-    prepare_out_dir, restore, resume_point, set_lr, set_requires_grad, setup_runtime,
+    MetricsLog,
+    Prefetcher,
+    Runtime,
+    StepLog,
+    backward_step,
+    check_finite,
+    due,
+    linear_decay_lr,
+    prepare_out_dir,
+    restore,
+    resume_point,
+    set_lr,
+    set_requires_grad,
+    setup_runtime,
 )
 from edgegan.train.ugatit import generator_adv_loss
 

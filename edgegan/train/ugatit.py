@@ -30,8 +30,21 @@ from edgegan.models.photo2cartoon import clip_blend_weights_
 from edgegan.train import samples
 from edgegan.train.checkpoint import save_checkpoint
 from edgegan.train.common import (
-    MetricsLog, Prefetcher, Runtime, StepLog, backward_step, check_finite, due, linear_decay_lr,
-    prepare_out_dir, restore, resume_point, set_lr, set_requires_grad, setup_runtime, weights_checksum,
+    MetricsLog,
+    Prefetcher,
+    Runtime,
+    StepLog,
+    backward_step,
+    check_finite,
+    due,
+    linear_decay_lr,
+    prepare_out_dir,
+    restore,
+    resume_point,
+    set_lr,
+    set_requires_grad,
+    setup_runtime,
+    weights_checksum,
 )
 from edgegan.train.config import TrainConfig
 
