@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -80,6 +81,9 @@ class QuantizedSpec:
 
 def setup_nncf():
     """Import nncf with its pure-torch fake-quantize functions (no C++ build) and quiet logs."""
+    # NNCF's telemetry forks a sender process at import (the only thing NNCF_CI switches off): EdgeGAN runs
+    # offline, and the fork after JAX (imported by litert-torch) was already running threads risks a deadlock
+    os.environ.setdefault("NNCF_CI", "1")
     try:
         import nncf
         from nncf.torch.quantization import extensions
