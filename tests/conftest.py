@@ -6,6 +6,19 @@ import pytest
 
 from edgegan.data.demo import build_demo_dataset
 
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny networks: on a shared 2-core machine a second intra-op thread
+    mostly waits for a time slice (measured up to 50x slower per op under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY = ["--size", "32", "--ngf", "4", "--ndf", "4", "--n-res", "1", "--device", "cpu", "--no-progress"]
 
 

@@ -118,14 +118,6 @@ def test_eval_scores_the_student_against_the_teacher(tiny_run, teacher, tiny_dat
     assert "identity baseline" in proc.stdout
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_interrupted_run_resumes_exactly(teacher, tiny_data, tmp_path, monkeypatch, one_thread):
     """Ctrl-C in the middle of step 18 (checkpoints every 5), then --resume: identical to a straight run."""

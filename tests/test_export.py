@@ -30,19 +30,11 @@ from edgegan.runtime.metadata_io import embed_onnx, embed_tflite, read_model_inf
 from edgegan.train.checkpoint import save_checkpoint
 from tests.conftest import assert_one_line_error, subprocess_env
 
-pytestmark = pytest.mark.export
+pytestmark = [pytest.mark.export, pytest.mark.usefixtures("one_thread")]
 
 SIZE = 32
 RUNNABLE = [("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "fp16"),
             ("tflite", "int8")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def save_generator(root: Path, model: torch.nn.Module, name: str, kwargs: dict) -> Path:

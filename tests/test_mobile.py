@@ -8,21 +8,13 @@ from edgegan.models import create_model, list_models
 from edgegan.models.layers import ILN, AdaLIN
 from edgegan.models.mobile import ConvBNAct, MobileGenerator, fold_batchnorm, make_divisible
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest
+
 STUDENTS = [n for n in list_models() if n.startswith("mobile-")]
 # per-image statistics, reflection padding, activations that quantize badly
 FORBIDDEN = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, AdaLIN, ILN,
              nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.GELU, nn.SiLU, nn.Hardswish)
 ALLOWED_ACTS = (nn.ReLU, nn.ReLU6, nn.Tanh)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: on a shared 2-core machine a second intra-op thread mostly waits for a
-    time slice (measured 50x slower per op under load), so run this module single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def gmacs_at_256(name: str, **kw) -> float:

@@ -23,17 +23,10 @@ from edgegan.quantize.onnx_qdq import op_counts, session
 from edgegan.train.checkpoint import list_checkpoints, save_checkpoint
 from edgegan.train.common import read_metrics
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest
+
 SIZE = 32
 FAST = {"latency_size": 32, "runs": 2, "progress": False, "calib_images": MIN_IMAGES}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine a second one mostly waits (and NNCF is op-bound)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,48 @@ from dataclasses import dataclass, field
 from edgegan.errors import EdgeGANError
 
 
+class SavedConfig:
+    """A run config that round-trips through the run's ``config.json`` (tuples are JSON lists there;
+    keys a newer or older version added are ignored)."""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in fields}
+        for k, v in kw.items():
+            if isinstance(v, list) and isinstance(getattr(cls, k, None), tuple):
+                kw[k] = tuple(v)
+        return cls(**kw)
+
+
+def saved_run_config(cls, out: str, overrides: dict, arch_fields: tuple[str, ...], *, verb: str):
+    """The config saved in ``out/config.json`` (None if there is none), after checking that ``overrides``
+    change none of ``arch_fields``: a run only resumes with the networks it was ``verb`` with."""
+    import json
+    from pathlib import Path
+
+    from edgegan.errors import CheckpointError
+
+    saved = Path(out) / "config.json"
+    if not saved.is_file():
+        return None
+    try:
+        base = cls.from_dict(json.loads(saved.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise CheckpointError(f"{saved}: unreadable run config ({err})") from err
+    for key in arch_fields:
+        if key in overrides and overrides[key] != getattr(base, key):
+            flag = "--" + key.replace("_", "-")
+            raise CheckpointError(f"{flag} {overrides[key]}: the run in {out} was {verb} with "
+                                  f"{key}={getattr(base, key)}; drop the flag or choose another --out")
+    return base
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(SavedConfig):
     data: str = ""
     out: str = "runs/train"
     preset: str = "ugatit-light"
@@ -42,19 +82,6 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (on for CUDA) | on | off
     cache_mb: float = 1024
     extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if "betas" in kw:
-            kw["betas"] = tuple(kw["betas"])
-        return cls(**kw)
 
 
 # Fields that define the networks: a checkpoint only resumes under the same values.
@@ -108,23 +135,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 def resolve_config(*, out: str, preset: str | None, overrides: dict, resume: bool) -> TrainConfig:
     """The config a ``train`` call means: on ``--resume`` the saved one, with only non-architecture
     flags allowed to change (e.g. ``--iters`` to train longer); otherwise the preset's defaults."""
-    import json
-    from pathlib import Path
-
     from edgegan.errors import CheckpointError
 
-    saved = Path(out) / "config.json"
-    if resume and saved.is_file():
-        try:
-            base = TrainConfig.from_dict(json.loads(saved.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise CheckpointError(f"{saved}: unreadable run config ({err})") from err
+    base = saved_run_config(TrainConfig, out, overrides, ARCH_FIELDS, verb="trained") if resume else None
+    if base is not None:
         if preset is not None and preset != base.preset:
             raise CheckpointError(f"--preset {preset}: the run in {out} was trained with preset {base.preset!r}")
-        for key in ARCH_FIELDS:
-            if key in overrides and overrides[key] != getattr(base, key):
-                flag = "--" + key.replace("_", "-")
-                raise CheckpointError(f"{flag} {overrides[key]}: the checkpoint in {out} was trained with "
-                                      f"{key}={getattr(base, key)}; drop the flag or choose another --out")
         return validate(dataclasses.replace(base, **overrides))
     return preset_config(preset or "ugatit-light", **overrides)

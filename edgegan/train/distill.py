@@ -17,7 +17,6 @@ unfolded; ``fold_batchnorm`` merges the BN into the convs at export.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from edgegan.train.common import (
     set_requires_grad,
     setup_runtime,
 )
+from edgegan.train.config import SavedConfig, saved_run_config
 from edgegan.train.ugatit import generator_adv_loss
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- config
 @dataclass
-class DistillConfig:
+class DistillConfig(SavedConfig):
     teacher: str = ""  # a checkpoint with an A2B generator; pinned to its step_* folder at the start
     data: str = ""  # only trainA/ (and testA/ for samples) are used
     out: str = "runs/distill"
@@ -82,19 +82,6 @@ class DistillConfig:
     channels_last: str = "auto"
     cache_mb: float = 1024
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DistillConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if "betas" in kw:
-            kw["betas"] = tuple(kw["betas"])
-        return cls(**kw)
-
 
 # Fields that define the networks and what they learn: a run only resumes under the same values.
 ARCH_FIELDS = ("teacher", "student", "student_kwargs", "size")
@@ -107,17 +94,8 @@ def resolve_config(*, out: str, overrides: dict, resume: bool) -> DistillConfig:
     overrides = dict(overrides)
     if overrides.get("teacher"):
         overrides["teacher"] = str(_teacher_checkpoint(overrides["teacher"]))
-    saved = Path(out) / "config.json"
-    if resume and saved.is_file():
-        try:
-            base = DistillConfig.from_dict(json.loads(saved.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise CheckpointError(f"{saved}: unreadable run config ({err})") from err
-        for key in ARCH_FIELDS:
-            if key in overrides and overrides[key] != getattr(base, key):
-                flag = "--" + key.replace("_", "-")
-                raise CheckpointError(f"{flag} {overrides[key]}: the run in {out} was distilled with "
-                                      f"{key}={getattr(base, key)}; drop the flag or choose another --out")
+    base = saved_run_config(DistillConfig, out, overrides, ARCH_FIELDS, verb="distilled") if resume else None
+    if base is not None:
         return validate(dataclasses.replace(base, **overrides, out=out))
     cfg = DistillConfig(**{**overrides, "out": out})
     if not cfg.teacher:
