@@ -116,7 +116,25 @@ def test_runnable_exports_match_pytorch(exported, student, target, precision):
         assert parity.psnr_db >= validate.MIN_PSNR[precision], parity
         if precision == "fp16":
             assert parity.psnr_db < 120, "fp16 export identical to fp32: not converted"
-    assert abs(parity.psnr_db - r.parity["psnr_db"]) < 1.0  # the table reports what the file does
+    # The table reports what the file does. Both sides are measured on the same photos but batched and
+    # threaded differently, so fp32/fp16 agree to rounding: compare the max-abs error, never two ~140 dB
+    # PSNRs (whose difference is float noise, and one of which may be exact: None). INT8 errors are
+    # real (~40 dB), so its PSNRs are compared, capped where a side is exact.
+    if precision == "int8":
+        assert abs(_capped_db(parity.psnr_db) - _capped_db(r.parity["psnr_db"])) < 1.0, (parity, r.parity)
+    else:
+        assert r.parity["max_abs"] == pytest.approx(parity.max_abs, abs=MAX_ABS_AGREEMENT[precision]), (
+            parity, r.parity)
+
+
+# How closely the export table's max-abs error must match the one measured here (outputs span [-1, 1]).
+MAX_ABS_AGREEMENT = {"fp32": 1e-4, "fp16": 2e-3}
+PSNR_CAP_DB = 100.0
+
+
+def _capped_db(psnr_db: float | None) -> float:
+    """A PSNR with exact agreement (inf, or None in JSON) and anything above the cap read as the cap."""
+    return PSNR_CAP_DB if psnr_db is None or psnr_db > PSNR_CAP_DB else psnr_db
 
 
 def test_sizes_shrink_with_precision(exported):
