@@ -90,14 +90,16 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
     "lr": "lr", "save_every": "save_every", "sample_every": "sample_every", "log_every": "log_every",
     "seed": "seed", "device": "device", "precision": "precision", "channels_last": "channels_last",
     "data": "data", "keep_checkpoints": "keep_checkpoints", "id_model": "id_model",
-    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop",
+    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop", "cam_weight": "cam_weight",
+    "skip": "skip", "ema_decay": "ema_decay", "diffaug": "diffaug", "d_lr_mult": "d_lr_mult",
 }
 
 
 @main.command()
 @click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ trainB/ [testA/ testB/].")
 @click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
-@click.option("--preset", default=None, help="ugatit-light (default), ugatit or photo2cartoon.")
+@click.option("--preset", default=None, help="edgegan (default: EdgeGAN's recipe), ugatit-light (the paper's), "
+              "ugatit or photo2cartoon.")
 @click.option("--size", type=int, help="Training crop size [256].")
 @click.option("--ngf", type=int, help="Generator base width [64].")
 @click.option("--ndf", type=int, help="Discriminator base width [64].")
@@ -112,6 +114,13 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
 @click.option("--id-model", help="Face-ID network: dlib (packaged, needs edgegan[faceid]) or a MobileFaceNet "
               "state dict (.pth/.safetensors) [dlib].")
 @click.option("--face-id-weight", type=float, help="Face-ID loss weight, 0 = off [1 for photo2cartoon, else 0].")
+@click.option("--cam-weight", type=float, help="Generator/discriminator CAM loss weight [the preset's].")
+@click.option("--skip/--no-skip", default=None, help="Identity-start generator (ugatit-light) [the preset's].")
+@click.option("--ema-decay", type=float, help="EMA of the generators for samples/eval/export, 0 = off "
+              "[the preset's].")
+@click.option("--diffaug", help="DiffAugment of the discriminators' inputs: comma-separated color, translation, "
+              "cutout; '' = off [the preset's].")
+@click.option("--d-lr-mult", type=float, help="Discriminator learning rate as a multiple of --lr [the preset's].")
 @click.option("--face-id-crop", type=float, help="Central fraction of each side the ID network sees [0.75, what "
               "`data prepare` makes].")
 @click.option("--seed", type=int, help="Random seed [0].")

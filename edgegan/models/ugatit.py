@@ -78,11 +78,16 @@ class UGATITGenerator(nn.Module):
 
     ``light=True`` feeds the style MLP with globally pooled features (U-GAT-IT "light"); the full
     model flattens the whole bottleneck, which ties the MLP (and the weights) to ``img_size``.
+
+    ``skip=True`` (EdgeGAN's recipe, not the paper's) adds the input to the last conv's output in
+    tanh's pre-activation space, ``tanh(conv + atanh(x))``, with that conv zero-initialised: the
+    generator starts as the identity and learns only the change. Without it every colour must pass
+    through the encoder's instance norms, which discard each image's mean and contrast.
     """
 
     def __init__(
         self, *, ngf: int = 64, n_res: int = 4, img_size: int = 256, light: bool = True,
-        in_channels: int = 3, out_channels: int = 3,
+        in_channels: int = 3, out_channels: int = 3, skip: bool = False,
     ):
         super().__init__()
         if img_size % 4:
@@ -111,8 +116,14 @@ class UGATITGenerator(nn.Module):
         for mult in (4, 2):
             up += [nn.Upsample(scale_factor=2, mode="nearest"), *_conv3x3(ngf * mult, ngf * mult // 2),
                    ILN(ngf * mult // 2), nn.ReLU(inplace=True)]
-        up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, bias=False), nn.Tanh()]
+        head = nn.Conv2d(ngf, out_channels, 7, bias=False)
+        if skip:
+            if in_channels != out_channels:
+                raise ValueError("skip=True needs as many output channels as input channels")
+            nn.init.zeros_(head.weight)
+        up += [nn.ReflectionPad2d(3), head]
         self.decoder = nn.Sequential(*up)
+        self.skip = skip
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (B, 3, H, W) in [-1, 1] -> (image (B, 3, H, W), cam_logit (B, 2), heatmap (B, 1, H/4, W/4))."""
@@ -122,7 +133,20 @@ class UGATITGenerator(nn.Module):
         gamma, beta = self.gamma(style), self.beta(style)  # (B, C) each
         for block in self.res_blocks:
             feat = block(feat, gamma, beta)
-        return self.decoder(feat), cam_logit, heatmap
+        out = self.decoder(feat)
+        if self.skip:
+            out = out + _atanh(x)
+        return torch.tanh(out), cam_logit, heatmap
+
+
+# Inputs at exactly +-1 (white, black) would make atanh infinite; 0.999 keeps them within 1/2000 of it.
+_ATANH_CLAMP = 0.999
+
+
+def _atanh(x: torch.Tensor) -> torch.Tensor:
+    """atanh as log/div (ops every export target has), on inputs clamped away from +-1."""
+    x = x.clamp(-_ATANH_CLAMP, _ATANH_CLAMP)
+    return 0.5 * torch.log((1 + x) / (1 - x))
 
 
 class UGATITDiscriminator(nn.Module):
@@ -170,6 +194,7 @@ def discriminator_depths(img_size: int) -> tuple[int, int]:
 
 @register_model("ugatit-light")
 def ugatit_light(ngf: int = 64, n_res: int = 4, img_size: int = 256, **kw) -> UGATITGenerator:
+    """U-GAT-IT light; ``skip=True`` gives EdgeGAN's identity-start variant."""
     return UGATITGenerator(ngf=ngf, n_res=n_res, img_size=img_size, light=True, **kw)
 
 

@@ -68,6 +68,12 @@ class TrainConfig(SavedConfig):
     cycle_weight: float = 10.0
     identity_weight: float = 10.0
     cam_weight: float = 1000.0
+    # EdgeGAN's recipe (off in the paper's presets): identity-start generators, an EMA copy of them for
+    # samples/eval/export, DiffAugment of the discriminators' inputs, a faster discriminator (TTUR).
+    skip: bool = False
+    ema_decay: float = 0.0  # 0 = off
+    diffaug: str = ""  # comma-separated: color, translation, cutout
+    d_lr_mult: float = 1.0
     face_id_weight: float = 0.0  # photo2cartoon's face-ID loss; 0 = off (no ID network is loaded)
     id_model: str = "dlib"  # "dlib" (packaged dlib ResNet) or a MobileFaceNet state-dict path
     face_id_crop: float = 0.75  # central fraction of each side the ID network sees (data prepare's layout)
@@ -85,9 +91,16 @@ class TrainConfig(SavedConfig):
 
 
 # Fields that define the networks: a checkpoint only resumes under the same values.
-ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res")
+ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res", "skip", "ema_decay")
 
 PRESETS: dict[str, dict] = {
+    # EdgeGAN's recipe, chosen by ablation on the demo data (benchmarks/convergence.py): the light
+    # generator started at the identity, a CAM weight its generator can live with (at 1000 the
+    # unsolvable half of G's CAM loss, 2 ln 2 at best, dominated the encoder's gradient ~140x), an EMA
+    # copy for samples/eval/export, DiffAugment (translation + cutout) for the discriminators.
+    "edgegan": {"generator": "ugatit-light", "skip": True, "cam_weight": 10.0, "ema_decay": 0.999,
+                "diffaug": "translation,cutout"},
+    # The paper's recipe, unchanged.
     "ugatit-light": {"generator": "ugatit-light"},
     "ugatit": {"generator": "ugatit"},
     # photo2cartoon's published settings: stronger cycle term, face-ID loss, ngf 32
@@ -113,6 +126,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (cfg.iters >= 1, "--iters", f"must be >= 1, got {cfg.iters}"),
         (cfg.batch >= 1, "--batch", f"must be >= 1, got {cfg.batch}"),
         (cfg.lr > 0, "--lr", f"must be > 0, got {cfg.lr}"),
+        (cfg.d_lr_mult > 0, "--d-lr-mult", f"must be > 0, got {cfg.d_lr_mult}"),
+        (0 <= cfg.ema_decay < 1, "--ema-decay", f"must be in [0, 1) (0 = off), got {cfg.ema_decay}"),
+        (not cfg.skip or cfg.generator == "ugatit-light", "--skip",
+         f"the identity-start skip exists for ugatit-light only, not {cfg.generator}"),
         (cfg.save_every >= 1, "--save-every", f"must be >= 1, got {cfg.save_every}"),
         (cfg.sample_every >= 0, "--sample-every", f"must be >= 0 (0 = off), got {cfg.sample_every}"),
         (cfg.precision in ("auto", "fp32", "bf16", "fp16"), "--precision",
@@ -129,6 +146,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for ok, flag, msg in checks:
         if not ok:
             raise EdgeGANError(f"{flag}: {msg}")
+    from edgegan.train.recipe import parse_policy
+
+    parse_policy(cfg.diffaug)
     return cfg
 
 

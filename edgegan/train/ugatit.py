@@ -14,6 +14,7 @@ Speed choices (same losses and networks as the paper's code, less work per itera
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from edgegan.train.common import (
     weights_checksum,
 )
 from edgegan.train.config import TrainConfig
+from edgegan.train.recipe import diff_augment, ema_decay_at, ema_update_, parse_policy
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class Generators(nn.Module):
 
     def __init__(self, cfg: TrainConfig):
         super().__init__()
-        kw = dict(ngf=cfg.ngf, n_res=cfg.n_res, img_size=cfg.size)
+        kw = generator_kwargs(cfg)
         self.a2b = create_model(cfg.generator, **kw)
         self.b2a = create_model(cfg.generator, **kw)
 
@@ -92,16 +94,25 @@ class Discriminators(nn.Module):
                                       (self.global_b, images_b), (self.local_b, images_b))]
 
 
+def generator_kwargs(cfg: TrainConfig) -> dict:
+    kw = {"ngf": cfg.ngf, "n_res": cfg.n_res, "img_size": cfg.size}
+    return {**kw, "skip": True} if cfg.skip else kw
+
+
 def model_specs(cfg: TrainConfig) -> dict:
     """How to rebuild each saved network from the registry, stored in every checkpoint."""
-    gen = {"name": cfg.generator, "kwargs": {"ngf": cfg.ngf, "n_res": cfg.n_res, "img_size": cfg.size}}
+    gen = {"name": cfg.generator, "kwargs": generator_kwargs(cfg)}
     disc = {"kwargs": {"ndf": cfg.ndf, "img_size": cfg.size}}
-    return {"gen_a2b": gen, "gen_b2a": gen,
+    ema = {"gen_a2b_ema": gen, "gen_b2a_ema": gen} if cfg.ema_decay else {}
+    return {"gen_a2b": gen, "gen_b2a": gen, **ema,
             **{f"disc_{kind}_{dom}": {"name": f"ugatit-disc-{kind}", **disc}
                for kind in ("global", "local") for dom in ("a", "b")}}
 
 
-TRANSLATORS = {"A2B": "gen_a2b", "B2A": "gen_b2a"}
+def translators(cfg: TrainConfig) -> dict[str, str]:
+    """Which saved network translates each direction: the EMA copy when the run keeps one."""
+    suffix = "_ema" if cfg.ema_decay else ""
+    return {"A2B": f"gen_a2b{suffix}", "B2A": f"gen_b2a{suffix}"}
 
 
 # ---------------------------------------------------------------- losses
@@ -134,14 +145,18 @@ def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g:
     for photo -> cartoon and cartoon -> photo; it never enters the discriminator step.
     """
     n = real_a.shape[0]
+    aug = parse_policy(cfg.diffaug)
     with rt.autocast():
         g = gen(real_a, real_b)
 
-    # Discriminators, on detached fakes from the same generator weights.
+    # Discriminators, on detached fakes from the same generator weights; with DiffAugment, real and
+    # fake go through the same random augmentations (each image its own draw).
     set_requires_grad([disc_raw], True)
     opt_d.zero_grad(set_to_none=True)
     with rt.autocast():
-        scores = disc(torch.cat([real_a, g["fake_ba"].detach()]), torch.cat([real_b, g["fake_ab"].detach()]))
+        images_a = diff_augment(torch.cat([real_a, g["fake_ba"].detach()]), aug)
+        images_b = diff_augment(torch.cat([real_b, g["fake_ab"].detach()]), aug)
+        scores = disc(images_a, images_b)
         d_loss = cfg.adv_weight * discriminator_loss(scores, n)
     backward_step(d_loss, opt_d, scalers and scalers["d"])
 
@@ -149,7 +164,7 @@ def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g:
     set_requires_grad([disc_raw], False)
     opt_g.zero_grad(set_to_none=True)
     with rt.autocast():
-        g_adv = generator_adv_loss(disc_raw(g["fake_ba"], g["fake_ab"]))
+        g_adv = generator_adv_loss(disc_raw(diff_augment(g["fake_ba"], aug), diff_augment(g["fake_ab"], aug)))
     g_cycle = F.l1_loss(g["fake_aba"].float(), real_a) + F.l1_loss(g["fake_bab"].float(), real_b)
     g_identity = F.l1_loss(g["fake_aa"].float(), real_a) + F.l1_loss(g["fake_bb"].float(), real_b)
     g_cam = (cam_bce(g["cam_ab"], 1.0) + cam_bce(g["cam_bb"], 0.0)
@@ -172,7 +187,7 @@ def train_step(gen: nn.Module, disc: nn.Module, disc_raw: Discriminators, opt_g:
 # ---------------------------------------------------------------- samples
 @torch.no_grad()
 def sample_grid(gen_raw: Generators, data: UnpairedData, cfg: TrainConfig, rt: Runtime):
-    """Input / CAM heatmap / translation / cycle, for A->B next to B->A."""
+    """Input / CAM heatmap / translation / cycle, for A->B next to B->A (from the EMA copy if kept)."""
     blocks = []
     for role, fwd, back in (("testA", gen_raw.a2b, gen_raw.b2a), ("testB", gen_raw.b2a, gen_raw.a2b)):
         x = torch.from_numpy(data.test_batch(role, cfg.n_samples)).to(rt.device)
@@ -205,14 +220,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                         progress=progress and rt.is_main)
     gen_raw, disc_raw = Generators(cfg), Discriminators(cfg)
     opt_g = torch.optim.Adam(gen_raw.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    opt_d = torch.optim.Adam(disc_raw.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt_d = torch.optim.Adam(disc_raw.parameters(), lr=cfg.lr * cfg.d_lr_mult, betas=cfg.betas,
+                             weight_decay=cfg.weight_decay)
+    gen_ema = copy.deepcopy(gen_raw).requires_grad_(False) if cfg.ema_decay else None
     modules = {"gen_a2b": gen_raw.a2b, "gen_b2a": gen_raw.b2a, "disc_global_a": disc_raw.global_a,
                "disc_local_a": disc_raw.local_a, "disc_global_b": disc_raw.global_b,
                "disc_local_b": disc_raw.local_b}
+    if gen_ema is not None:
+        modules |= {"gen_a2b_ema": gen_ema.a2b, "gen_b2a_ema": gen_ema.b2a}
     optimizers = {"opt_g": opt_g, "opt_d": opt_d}
     mem = torch.channels_last if rt.channels_last else torch.contiguous_format
     gen_raw.to(rt.device, memory_format=mem)
     disc_raw.to(rt.device, memory_format=mem)
+    if gen_ema is not None:
+        gen_ema.to(rt.device, memory_format=mem)
     face_id = None
     if cfg.face_id_weight == 0 and cfg.id_model != "dlib" and rt.is_main:
         log.warning("--id-model %s is not used: the face-ID loss is off (--face-id-weight 0)", cfg.id_model)
@@ -246,7 +267,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                 torch.from_numpy(b).to(rt.device, memory_format=mem))
 
     def save(step: int) -> Path:
-        state = {"models": model_specs(cfg), "translators": TRANSLATORS}
+        state = {"models": model_specs(cfg), "translators": translators(cfg)}
         if scalers:
             state["scalers"] = {k: s.state_dict() for k, s in scalers.items()}
         if rt.distributed:  # every rank's fingerprint goes into the checkpoint: they must agree
@@ -266,15 +287,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                   progress=progress and rt.is_main, postfix={"d": "d_loss", "g": "g_loss"}) as steplog):
         for step in range(start, cfg.iters):
             lr = linear_decay_lr(step, cfg.iters, cfg.lr)
-            set_lr(optimizers.values(), lr)
+            set_lr([opt_g], lr)
+            set_lr([opt_d], lr * cfg.d_lr_mult)
             real_a, real_b = batches.get(step)
             losses = train_step(gen, disc, disc_raw, opt_g, opt_d, real_a, real_b, cfg, rt, scalers, face_id)
+            if gen_ema is not None:
+                ema_update_(gen_ema, gen_raw, ema_decay_at(step, cfg.ema_decay))
             values = {k: float(v) for k, v in losses.items()}
             check_finite(values, ("d_loss", "g_loss"), step=step + 1, last_path=last_path)
             done = step + 1
             steplog.step(done, lr, values)
             if rt.is_main and due(done, cfg.sample_every, cfg.iters):
-                samples.write_grid(out / "samples" / f"step_{done:07d}.png", sample_grid(gen_raw, data, cfg, rt))
+                samples.write_grid(out / "samples" / f"step_{done:07d}.png",
+                                   sample_grid(gen_ema or gen_raw, data, cfg, rt))
             if due(done, cfg.save_every, cfg.iters):
                 last_path = save(done)
     return last_path if last_path is not None else out / "checkpoints"
