@@ -225,17 +225,8 @@ def plot(results: dict, identity: dict, path: Path) -> None:
     print(f"plot: {path}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("runs/convergence"))
-    ap.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated names from RECIPES")
-    ap.add_argument("--iters", type=int, default=1500)
-    ap.add_argument("--every", type=int, default=300, help="checkpoint (and score) interval")
-    ap.add_argument("--jobs", type=int, default=2, help="recipes trained at once, one thread each")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", type=Path, help="write the curves as a PNG here")
-    ap.add_argument("--json", type=Path, help="write the results as JSON here")
-    args = ap.parse_args()
+def run_all(args: argparse.Namespace, ceiling_name: str) -> tuple[dict, dict]:
+    """Train the paired ceiling and every recipe (resuming what is there), then score every checkpoint."""
     names = [n.strip() for n in args.recipes.split(",") if n.strip()]
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
@@ -261,24 +252,61 @@ def main() -> None:
     from edgegan.train.checkpoint import list_checkpoints
 
     results: dict[str, dict] = {}
-    ceiling_name = "paired ceiling (L1 on pairs)"
     scores, identity = score_checkpoints(paired_ckpts, data)
     results[ceiling_name] = {"scores": scores, "paired": True}
     for n, run in runs.items():
         scores, _ = score_checkpoints(list_checkpoints(run / "checkpoints"), data)
         results[n] = {"scores": scores, "sec_per_iter": sec_per_iter(run), "preset": RECIPES[n][0],
                       "flags": RECIPES[n][1]}
+    return results, identity
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("runs/convergence"))
+    ap.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated names from RECIPES")
+    ap.add_argument("--iters", type=int, default=1500)
+    ap.add_argument("--every", type=int, default=300, help="checkpoint (and score) interval")
+    ap.add_argument("--jobs", type=int, default=2, help="recipes trained at once, one thread each")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plot", type=Path, help="write the curves as a PNG here")
+    ap.add_argument("--json", type=Path, help="write the results as JSON here")
+    ap.add_argument("--from-json", type=Path, help="re-print, re-plot and re-write from a saved --json, no training")
+    ap.add_argument("--reference-out", type=Path,
+                    help="write the paired ceiling's and each recipe's scores per step here, for the quickstart's "
+                         "scorecard (edgegan/data/demo_reference_scores.json)")
+    args = ap.parse_args()
+    ceiling_name = "paired ceiling (L1 on pairs)"
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        identity = saved["identity"]
+        results = {n: {**r, "scores": {int(k): v for k, v in r["scores"].items()}} for n, r in saved["results"].items()}
+        command, measured = saved["command"], saved.get("measured")
+    else:
+        results, identity = run_all(args, ceiling_name)
+        command = " ".join(["python", "benchmarks/convergence.py", *sys.argv[1:]])
+        measured = time.strftime("%Y-%m-%d")
+    runs = [n for n in results if n != ceiling_name]
     print_table(results, identity, ceiling_name)
     if args.plot:
         plot(results, identity, args.plot)
     if args.json:
         payload = {"identity": identity, "results": results, "iters": args.iters, "every": args.every,
                    "data": DEMO_DATA, "teacher": {k: TEACHER[k] for k in ("size", "ngf", "ndf", "n_res")},
-                   "command": " ".join(["python", "benchmarks/convergence.py", *sys.argv[1:]]),
-                   "measured": time.strftime("%Y-%m-%d")}
+                   "command": command, "measured": measured}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1, default=str))
         print(f"results: {args.json}")
+    if args.reference_out:
+        steps = sorted(results[ceiling_name]["scores"])
+        names = {ceiling_name: "paired ceiling", **{n: n for n in runs}}
+        ref = {"data": DEMO_DATA, "teacher": {k: TEACHER[k] for k in ("size", "ngf", "ndf", "n_res")},
+               "measured": measured, "command": command,
+               "identity": identity,
+               "scores": {str(step): {short: results[long]["scores"][step] for long, short in names.items()
+                                      if step in results[long]["scores"]} for step in steps}}
+        args.reference_out.write_text(json.dumps(ref, indent=1) + "\n")
+        print(f"reference scores: {args.reference_out}")
 
 
 if __name__ == "__main__":

@@ -95,8 +95,8 @@ def demo_teacher(work: Path) -> tuple[Path, Path]:
     if done and read_checkpoint(done[-1]).step >= TEACHER["iters"]:
         return data, done[-1]
     print(f"   no complete quickstart teacher in {QUICKSTART}: training one in {work} (~4 minutes on 2 cores)")
-    cfg = preset_config("ugatit-light", data=str(data), out=str(work / "teacher"), device="cpu",
-                        **{**TEACHER, "sample_every": 0})
+    kw = {**TEACHER, "sample_every": 0}
+    cfg = preset_config(kw.pop("preset"), data=str(data), out=str(work / "teacher"), device="cpu", **kw)
     return data, train(cfg, progress=False)
 
 

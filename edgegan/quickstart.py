@@ -15,9 +15,10 @@ from edgegan.train.checkpoint import list_checkpoints, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Sized for ~5 minutes on 2 CPU cores (0.18 s/iteration measured for this config).
 DEMO_DATA = dict(size=64, n_train=200, n_test=24, seed=0)
-TEACHER = dict(size=64, ngf=16, ndf=16, n_res=4, iters=1200, save_every=200, sample_every=200, log_every=20)
+# EdgeGAN's recipe (benchmarks/convergence.py chose it), sized for ~4 minutes on 2 CPU cores.
+TEACHER = dict(preset="edgegan", size=64, ngf=16, ndf=16, n_res=4, iters=1500, save_every=300, sample_every=300,
+               log_every=25)
 # The student at the teacher's 64 px, sized for ~1-2 minutes on 2 CPU cores.
 STUDENT = dict(student="mobile-s", iters=1500, batch=8, save_every=250, sample_every=250, log_every=25)
 STEPS = 7
@@ -37,15 +38,16 @@ def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | 
         build_demo_dataset(data_dir, progress=progress, **DEMO_DATA)
 
     teacher_dir = out / "teacher"
-    cfg = preset_config("ugatit-light", data=str(data_dir), out=str(teacher_dir), device=device,
-                        **{**TEACHER, **({"iters": iters} if iters else {})})
+    teacher_kw = {**TEACHER, **({"iters": iters} if iters else {})}
+    cfg = preset_config(teacher_kw.pop("preset"), data=str(data_dir), out=str(teacher_dir), device=device,
+                        **teacher_kw)
     done = list_checkpoints(teacher_dir / "checkpoints")
     if done and read_checkpoint(done[-1]).step >= cfg.iters:
         click.echo(f"[2/{STEPS}] teacher: {done[-1]} (trained)")
         teacher = done[-1]
     else:
-        click.echo(f"[2/{STEPS}] teacher: U-GAT-IT light, {cfg.size}px ngf{cfg.ngf}, {cfg.iters} iterations "
-                   f"-> {teacher_dir}" + (" (resuming)" if done else ""))
+        click.echo(f"[2/{STEPS}] teacher: U-GAT-IT light ({cfg.preset} recipe), {cfg.size}px ngf{cfg.ngf}, "
+                   f"{cfg.iters} iterations -> {teacher_dir}" + (" (resuming)" if done else ""))
         teacher = train(cfg, resume=bool(done), progress=progress)
     samples = sorted((teacher_dir / "samples").glob("*.png"))
     click.echo(f"teacher checkpoint: {teacher}")
@@ -61,6 +63,7 @@ def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | 
     int8 = _quantize(student, teacher, data_dir, out / "int8", progress=progress)
     exports = _export(student, out / "int8", out / "export")
     _recommend(out / "export")
+    click.echo(format_scorecard(scorecard(report, student_report, int8, iters=cfg.iters)))
     return {"data": data_dir, "teacher": teacher, "eval": report, "student": student,
             "student_eval": student_report, "int8": int8, "export": exports}
 
@@ -162,3 +165,91 @@ def _eval(model: Path, data_dir: Path, report_path: Path, reference: Path | None
     click.echo(format_report(report))
     click.echo(f"report: {report_path}, grid: {report_path.with_suffix('.png')}")
     return report
+
+
+# ---------------------------------------------------------------- the scorecard
+# What the quickstart must reach on the demo data (issue 13's targets).
+TARGETS = {"teacher_gain_db": 3.0, "teacher_gap_closed": 0.5, "student_vs_teacher_db": 28.0,
+           "student_drop_db": 1.0, "int8_drop_db": 0.5}
+REFERENCE_SCORES = Path(__file__).parent / "data" / "demo_reference_scores.json"
+
+
+def reference_scores(iters: int) -> dict:
+    """The paired ceiling and the paper's recipe at ``iters`` on the same demo data, as recorded by
+    ``benchmarks/convergence.py`` (a quickstart does not re-train them); {} if not recorded for ``iters``."""
+    import json
+
+    try:
+        recorded = json.loads(REFERENCE_SCORES.read_text())
+    except (OSError, ValueError):
+        return {}
+    if recorded.get("data") != DEMO_DATA or str(iters) not in recorded.get("scores", {}):
+        return {}
+    return {"measured": recorded.get("measured"), "command": recorded.get("command"),
+            **recorded["scores"][str(iters)]}
+
+
+def scorecard(teacher: dict, student: dict, int8: dict, *, iters: int) -> dict:
+    """Every quickstart figure next to its target, from the eval and INT8 reports of this run."""
+    t, ident = teacher["paired"]["model"], teacher["paired"]["identity_baseline"]
+    s = student["paired"]["model"]
+    ref = reference_scores(iters)
+    ceiling = ref.get("paired ceiling", {}).get("psnr")
+    card = {
+        "identity_psnr": ident["psnr_mean"],
+        "teacher_psnr": t["psnr_mean"], "teacher_ssim": t["ssim_mean"],
+        "teacher_gain_db": t["psnr_mean"] - ident["psnr_mean"],
+        "ceiling_psnr": ceiling,
+        "teacher_gap_closed": ((t["psnr_mean"] - ident["psnr_mean"]) / (ceiling - ident["psnr_mean"])
+                               if ceiling and ceiling > ident["psnr_mean"] else None),
+        "paper_psnr": ref.get("paper", {}).get("psnr"),
+        "student_psnr": s["psnr_mean"],
+        "student_vs_teacher_db": student["reference"]["psnr_mean"],
+        "student_drop_db": t["psnr_mean"] - s["psnr_mean"],
+        "reference": {k: ref[k] for k in ("measured", "command") if k in ref},
+    }
+    dist = teacher.get("distribution", {})
+    if dist:
+        card["teacher_kid_x100"] = dist["model"]["kid_x100_mean"]
+        card["identity_kid_x100"] = dist["identity_baseline"]["kid_x100_mean"]
+    q = int8.get("quality", {})
+    if "int8_vs_gt" in q and "fp32_vs_gt" in q:
+        card["int8_psnr"] = q["int8_vs_gt"]["psnr_mean"]
+        card["int8_drop_db"] = q["fp32_vs_gt"]["psnr_mean"] - q["int8_vs_gt"]["psnr_mean"]
+    return card
+
+
+def format_scorecard(card: dict) -> str:
+    def num(x, digits=2):
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    def verdict(ok: bool | None) -> str:
+        return "" if ok is None else ("  ok" if ok else "  MISSED")
+
+    gain, closed = card["teacher_gain_db"], card["teacher_gap_closed"]
+    lines = ["scorecard (held-out demo photos vs their exact cartoon ground truth, PSNR dB):",
+             f"  identity baseline (output = input)      {num(card['identity_psnr'])}"]
+    if card["ceiling_psnr"] is not None:
+        lines.append(f"  paired ceiling (same budget, L1 on pairs) {num(card['ceiling_psnr'])}   (recorded)")
+    if card["paper_psnr"] is not None:
+        lines.append(f"  paper recipe (same budget)              {num(card['paper_psnr'])}   (recorded)")
+    lines.append(f"  teacher                                 {num(card['teacher_psnr'])}   "
+                 f"{gain:+.2f} dB over identity (target +{TARGETS['teacher_gain_db']:.0f})"
+                 + verdict(gain >= TARGETS["teacher_gain_db"])
+                 + ("" if closed is None else f"; {closed:.0%} of the gap to the ceiling (target 50%)"
+                    + verdict(closed >= TARGETS["teacher_gap_closed"])))
+    if "teacher_kid_x100" in card:
+        lines.append(f"  teacher KIDx100 {num(card['teacher_kid_x100'])} vs identity's "
+                     f"{num(card['identity_kid_x100'])}" + verdict(card["teacher_kid_x100"] < card["identity_kid_x100"]))
+    lines.append(f"  student                                 {num(card['student_psnr'])}   "
+                 f"{card['student_vs_teacher_db']:.2f} dB vs its teacher (target 28)"
+                 + verdict(card["student_vs_teacher_db"] >= TARGETS["student_vs_teacher_db"])
+                 + f"; {card['student_drop_db']:+.2f} dB below the teacher (target <= 1)"
+                 + verdict(card["student_drop_db"] <= TARGETS["student_drop_db"]))
+    if "int8_psnr" in card:
+        lines.append(f"  student INT8                            {num(card['int8_psnr'])}   "
+                     f"{card['int8_drop_db']:+.2f} dB below fp32 (target <= 0.5)"
+                     + verdict(card["int8_drop_db"] <= TARGETS["int8_drop_db"]))
+    if card["reference"]:
+        lines.append(f"  (recorded: {card['reference'].get('command')}, {card['reference'].get('measured')})")
+    return "\n".join(lines)

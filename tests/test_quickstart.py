@@ -14,8 +14,8 @@ from edgegan.cli import main
 @pytest.fixture
 def tiny_quickstart(monkeypatch):
     monkeypatch.setattr(quickstart, "DEMO_DATA", dict(size=32, n_train=20, n_test=4, seed=0))
-    monkeypatch.setattr(quickstart, "TEACHER", dict(size=32, ngf=4, ndf=4, n_res=1, iters=3, save_every=3,
-                                                    sample_every=3, log_every=1))
+    monkeypatch.setattr(quickstart, "TEACHER", dict(preset="edgegan", size=32, ngf=4, ndf=4, n_res=1, iters=3,
+                                                    save_every=3, sample_every=3, log_every=1))
     monkeypatch.setattr(quickstart, "STUDENT", dict(student="mobile-s", student_kwargs={"width": 0.25}, iters=3,
                                                     batch=2, save_every=3, sample_every=3, log_every=1))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -41,3 +41,6 @@ def test_quickstart_runs_every_stage_then_skips_what_is_done(tiny_quickstart, tm
     assert (out / "export" / "export.json").is_file()
     for done in ("demo data: ", "(trained)", "(distilled)", "(quantized)", "(exported)"):
         assert done in again.output, again.output
+    # every figure is printed next to its target, with a verdict
+    assert "scorecard" in first.output and "over identity (target +3)" in first.output
+    assert "vs its teacher (target 28)" in first.output and "below fp32 (target <= 0.5)" in first.output
