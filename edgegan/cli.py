@@ -152,6 +152,8 @@ _DISTILL_FLAGS = ("teacher", "student", "data", "size", "iters", "batch", "lr", 
 @click.option("--teacher", help="Teacher run folder or checkpoint (its A2B generator is distilled).")
 @click.option("--student", help="Student model from the registry: mobile-s (default), mobile-m, mobile-l.")
 @click.option("--width", type=float, help="Student width multiplier [the model's default].")
+@click.option("--skip/--no-skip", "skip", default=None,
+              help="Identity-start student: clip(x + head) [on when the teacher has the skip].")
 @click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ [testA/]: photos only are used.")
 @click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
 @click.option("--size", type=int, help="Training crop size [the teacher's].")
@@ -169,15 +171,16 @@ _DISTILL_FLAGS = ("teacher", "student", "data", "size", "iters", "batch", "lr", 
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast [auto].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def distill(out: str, width: float | None, resume: bool, no_progress: bool, **flags) -> None:
+def distill(out: str, width: float | None, skip: bool | None, resume: bool, no_progress: bool, **flags) -> None:
     """Distil a trained teacher into a small student generator (for INT8 and NPUs)."""
     _need_torch()
     from edgegan.train.distill import distill as run_distill
     from edgegan.train.distill import resolve_config
 
     overrides = {k: v for k, v in flags.items() if k in _DISTILL_FLAGS and v is not None}
-    if width is not None:
-        overrides["student_kwargs"] = {"width": width}
+    student_kwargs = {k: v for k, v in (("width", width), ("skip", skip)) if v is not None}
+    if student_kwargs:
+        overrides["student_kwargs"] = student_kwargs
     cfg = resolve_config(out=out, overrides=overrides, resume=resume)
     final = run_distill(cfg, resume=resume, progress=not no_progress)
     click.echo(f"checkpoint: {final}")

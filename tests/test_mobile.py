@@ -168,3 +168,29 @@ def test_folded_student_onnx_matches_torch(tmp_path):
     assert np.abs(out - ref).max() < 1e-4
     op_types = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert not op_types & {"BatchNormalization", "InstanceNormalization", "LayerNormalization", "Pad"}
+
+
+def test_skip_student_starts_as_the_identity_and_exports(tmp_path):
+    """skip=True: clip(x + head), head zero-initialised; folds and exports to plain Add + Clip."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install onnxruntime)")
+    pytest.importorskip("onnxscript", reason="onnxscript not installed (the dynamo ONNX exporter needs it)")
+    onnx = pytest.importorskip("onnx", reason="onnx not installed")
+    torch.manual_seed(0)
+    g = create_model("mobile-s", skip=True).eval()
+    x = astronaut(64)
+    with torch.no_grad():
+        assert torch.equal(g(x), x)
+    g.train()
+    loss = (g(x) - 0.5).abs().mean()
+    loss.backward()
+    assert g.head.weight.grad.abs().sum() > 0  # the change is learnable from the first step
+    folded = fold_batchnorm(randomize_batchnorm(g))
+    with torch.no_grad():
+        folded.head.weight.normal_(0, 0.05)
+        ref = folded(x)
+    assert ref.min() >= -1 and ref.max() <= 1 and not torch.equal(ref, x)
+    path = tmp_path / "skip.onnx"
+    torch.onnx.export(folded, (x,), str(path), dynamo=True, input_names=["image"], output_names=["cartoon"])
+    (out,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})
+    assert np.abs(out - ref.numpy()).max() < 1e-4
+    assert {"Add", "Clip"} <= {n.op_type for n in onnx.load(str(path)).graph.node}

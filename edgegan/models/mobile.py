@@ -87,13 +87,18 @@ class MobileGenerator(nn.Module):
     ``feature_info`` lists the tapped features (timm style: ``channels``, ``reduction``, ``module``)
     so a distiller can build 1x1 projections to the teacher's (ugatit-light: ngf*4 channels at 1/4).
     Input sides must be multiples of 4 (two stride-2 convs, then two x2 up-samplings).
+
+    ``skip=True``: the head (zero-initialised) predicts a change added to the input, clipped to [-1, 1]
+    (``clip(x + head)`` instead of ``tanh(head)``): the student starts as the identity, like an
+    identity-start teacher, and full-resolution detail need not pass through the 1/4-resolution
+    blocks. Add and Clip run on every target and NPU.
     """
 
     reduction = 4
 
     def __init__(
         self, *, width: float = 1.0, n_blocks: int = 6, expand: float = 4.0,
-        in_channels: int = 3, out_channels: int = 3,
+        in_channels: int = 3, out_channels: int = 3, skip: bool = False,
     ):
         super().__init__()
         if n_blocks < 2:
@@ -106,6 +111,12 @@ class MobileGenerator(nn.Module):
         self.up1 = UpBlock(ch, up_ch[0])  # (B, up_ch[0], H/2, W/2)
         self.up2 = UpBlock(up_ch[0], up_ch[1])  # (B, up_ch[1], H, W)
         self.head = nn.Conv2d(up_ch[1], out_channels, 3, padding=1)
+        if skip:
+            if in_channels != out_channels:
+                raise ValueError("skip=True needs as many output channels as input channels")
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        self.skip = skip
         self.mid = n_blocks // 2
         self.feature_info = [
             {"channels": ch, "reduction": 4, "module": "down"},
@@ -126,7 +137,8 @@ class MobileGenerator(nn.Module):
         feats.append(y)
         y = self.up1(y)  # (B, up_ch[0], H/2, W/2)
         feats.append(y)
-        return torch.tanh(self.head(self.up2(y))), feats
+        out = self.head(self.up2(y))
+        return ((x + out).clamp(-1.0, 1.0) if self.skip else torch.tanh(out)), feats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [-1, 1] -> image (B, 3, H, W) in [-1, 1]."""

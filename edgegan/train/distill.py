@@ -102,7 +102,18 @@ def resolve_config(*, out: str, overrides: dict, resume: bool) -> DistillConfig:
         raise EdgeGANError("--teacher: required (a run folder or checkpoint with an A2B generator)")
     if not cfg.data:
         raise EdgeGANError("--data: required (a folder with trainA/)")
+    if "skip" not in cfg.student_kwargs and teacher_skips(cfg.teacher):
+        # An identity-start teacher passes full-resolution detail through its skip; a student without
+        # one must rebuild it from 1/4 resolution, which caps how close it can get.
+        cfg.student_kwargs = {**cfg.student_kwargs, "skip": True}
     return validate(cfg)
+
+
+def teacher_skips(teacher: str) -> bool:
+    """Whether the teacher's A2B generator has the identity-start skip (EdgeGAN's recipe)."""
+    ckpt = read_checkpoint(teacher)
+    spec = ckpt.state["models"][ckpt.state["translators"]["A2B"]]
+    return bool(spec.get("kwargs", {}).get("skip"))
 
 
 def _teacher_checkpoint(path: str) -> Path:
