@@ -6,9 +6,9 @@ iterations, unpaired, and is scored at each checkpoint on the 24 held-out testA 
 against the exact ground truth and KID×100 against testB. Two references frame the numbers:
 
 - identity: output = input (what a model that learned nothing scores);
-- paired ceiling: the same generator (with the identity-start skip) trained with plain L1 on the *pairs*
-  (trainA -> cartoonize(trainA)) for the same iterations and batch: what the budget allows when the
-  answer is given. "closed" is the share of the identity -> ceiling PSNR gap a recipe closes.
+- paired ceiling: the edgegan recipe's generator (identity-start skip, colour path) trained with plain L1
+  on the *pairs* (trainA -> cartoonize(trainA)) for the same iterations and batch: what the budget
+  allows when the answer is given. "closed" is the share of the identity -> ceiling PSNR gap a recipe closes.
 
 Seconds per iteration are printed next to each recipe, so equal wall time can be read off. Recipes run
 as separate `edgegan train` processes, ``--jobs`` at a time with one thread each (on 2 cores, two jobs
@@ -41,10 +41,12 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "paper": ("ugatit-light", []),
     "paper CAM 10": ("ugatit-light", ["--cam-weight", "10"]),
     "edgegan": ("edgegan", []),
-    "edgegan -skip": ("edgegan", ["--no-skip"]),
+    "edgegan -skip": ("edgegan", ["--no-skip", "--color-mlp", "0"]),
+    "edgegan -colour path": ("edgegan", ["--color-mlp", "0"]),
     "edgegan -EMA": ("edgegan", ["--ema-decay", "0"]),
     "edgegan -DiffAugment": ("edgegan", ["--diffaug", ""]),
     "edgegan CAM 1000": ("edgegan", ["--cam-weight", "1000"]),
+    "edgegan identity 1": ("edgegan", ["--identity-weight", "1"]),
     "edgegan +TTUR (D lr x4)": ("edgegan", ["--d-lr-mult", "4"]),
     "edgegan +colour aug": ("edgegan", ["--diffaug", "color,translation,cutout"]),
     "edgegan lr 2e-4": ("edgegan", ["--lr", "2e-4"]),
@@ -57,7 +59,7 @@ def slug(name: str) -> str:
 
 # ---------------------------------------------------------------- the references
 def train_paired(data: Path, out: Path, *, iters: int, every: int, batch: int, lr: float, seed: int) -> list[Path]:
-    """The paired ceiling: the teacher's generator, identity-start skip on, L1 to cartoonize(trainA).
+    """The paired ceiling: the edgegan preset's generator, L1 to cartoonize(trainA).
 
     Written as ordinary EdgeGAN checkpoints (generator as ``gen_a2b``), so `edgegan eval` scores it
     through the same code as the recipes.
@@ -78,7 +80,11 @@ def train_paired(data: Path, out: Path, *, iters: int, every: int, batch: int, l
     photos = np.stack([load_rgb(f) for f in list_images(data / "trainA", role="trainA")])
     x_all = torch.from_numpy(to_model_range(photos))
     y_all = torch.from_numpy(to_model_range(np.stack([cartoonize(p) for p in photos])))
-    kwargs = {"ngf": TEACHER["ngf"], "n_res": TEACHER["n_res"], "img_size": DEMO_DATA["size"], "skip": True}
+    from edgegan.train.config import preset_config
+    from edgegan.train.ugatit import generator_kwargs
+
+    kwargs = generator_kwargs(preset_config("edgegan", size=DEMO_DATA["size"], ngf=TEACHER["ngf"],
+                                            n_res=TEACHER["n_res"]))
     net = create_model("ugatit-light", **kwargs)
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
     rng = np.random.default_rng(seed)

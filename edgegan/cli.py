@@ -90,8 +90,9 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
     "lr": "lr", "save_every": "save_every", "sample_every": "sample_every", "log_every": "log_every",
     "seed": "seed", "device": "device", "precision": "precision", "channels_last": "channels_last",
     "data": "data", "keep_checkpoints": "keep_checkpoints", "id_model": "id_model",
-    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop", "cam_weight": "cam_weight",
-    "skip": "skip", "ema_decay": "ema_decay", "diffaug": "diffaug", "d_lr_mult": "d_lr_mult",
+    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop", "cam_weight": "cam_weight", "identity_weight": "identity_weight",
+    "cycle_weight": "cycle_weight",
+    "skip": "skip", "color_mlp": "color_mlp", "ema_decay": "ema_decay", "diffaug": "diffaug", "d_lr_mult": "d_lr_mult",
 }
 
 
@@ -115,7 +116,11 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
               "state dict (.pth/.safetensors) [dlib].")
 @click.option("--face-id-weight", type=float, help="Face-ID loss weight, 0 = off [1 for photo2cartoon, else 0].")
 @click.option("--cam-weight", type=float, help="Generator/discriminator CAM loss weight [the preset's].")
+@click.option("--cycle-weight", type=float, help="Cycle-consistency loss weight [the preset's].")
+@click.option("--identity-weight", type=float, help="Identity loss weight (G_A2B(b) = b) [the preset's].")
 @click.option("--skip/--no-skip", default=None, help="Identity-start generator (ugatit-light) [the preset's].")
+@click.option("--color-mlp", type=int, help="Per-pixel colour path of an identity-start generator, hidden width; "
+              "0 = off [the preset's].")
 @click.option("--ema-decay", type=float, help="EMA of the generators for samples/eval/export, 0 = off "
               "[the preset's].")
 @click.option("--diffaug", help="DiffAugment of the discriminators' inputs: comma-separated color, translation, "

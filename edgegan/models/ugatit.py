@@ -83,11 +83,16 @@ class UGATITGenerator(nn.Module):
     tanh's pre-activation space, ``tanh(conv + atanh(x))``, with that conv zero-initialised: the
     generator starts as the identity and learns only the change. Without it every colour must pass
     through the encoder's instance norms, which discard each image's mean and contrast.
+
+    ``color_mlp=N`` (with ``skip``) adds a per-pixel colour path to that change: two 1x1 convs (3 -> N
+    -> 3, ReLU) on the input pixel itself. Instance norm leaves the decoder no absolute colour to
+    work from, so on its own the network cannot learn even a global tone curve; this path can (a
+    learned colour look-up), and the convolutional decoder adds what depends on the neighbourhood.
     """
 
     def __init__(
         self, *, ngf: int = 64, n_res: int = 4, img_size: int = 256, light: bool = True,
-        in_channels: int = 3, out_channels: int = 3, skip: bool = False,
+        in_channels: int = 3, out_channels: int = 3, skip: bool = False, color_mlp: int = 0,
     ):
         super().__init__()
         if img_size % 4:
@@ -124,6 +129,14 @@ class UGATITGenerator(nn.Module):
         up += [nn.ReflectionPad2d(3), head]
         self.decoder = nn.Sequential(*up)
         self.skip = skip
+        self.color = None
+        if color_mlp:
+            if not skip:
+                raise ValueError("color_mlp needs skip=True (it predicts part of the change to the input)")
+            self.color = nn.Sequential(nn.Conv2d(in_channels, color_mlp, 1), nn.ReLU(inplace=True),
+                                       nn.Conv2d(color_mlp, out_channels, 1))
+            nn.init.zeros_(self.color[-1].weight)
+            nn.init.zeros_(self.color[-1].bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (B, 3, H, W) in [-1, 1] -> (image (B, 3, H, W), cam_logit (B, 2), heatmap (B, 1, H/4, W/4))."""
@@ -134,6 +147,8 @@ class UGATITGenerator(nn.Module):
         for block in self.res_blocks:
             feat = block(feat, gamma, beta)
         out = self.decoder(feat)
+        if self.color is not None:
+            out = out + self.color(x)
         if self.skip:
             out = out + _atanh(x)
         return torch.tanh(out), cam_logit, heatmap

@@ -71,6 +71,7 @@ class TrainConfig(SavedConfig):
     # EdgeGAN's recipe (off in the paper's presets): identity-start generators, an EMA copy of them for
     # samples/eval/export, DiffAugment of the discriminators' inputs, a faster discriminator (TTUR).
     skip: bool = False
+    color_mlp: int = 0  # hidden width of the per-pixel colour path (needs skip); 0 = off
     ema_decay: float = 0.0  # 0 = off
     diffaug: str = ""  # comma-separated: color, translation, cutout
     d_lr_mult: float = 1.0
@@ -91,15 +92,15 @@ class TrainConfig(SavedConfig):
 
 
 # Fields that define the networks: a checkpoint only resumes under the same values.
-ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res", "skip", "ema_decay")
+ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res", "skip", "color_mlp", "ema_decay")
 
 PRESETS: dict[str, dict] = {
     # EdgeGAN's recipe, chosen by ablation on the demo data (benchmarks/convergence.py): the light
     # generator started at the identity, a CAM weight its generator can live with (at 1000 the
     # unsolvable half of G's CAM loss, 2 ln 2 at best, dominated the encoder's gradient ~140x), an EMA
     # copy for samples/eval/export, DiffAugment (translation + cutout) for the discriminators.
-    "edgegan": {"generator": "ugatit-light", "skip": True, "cam_weight": 10.0, "ema_decay": 0.999,
-                "diffaug": "translation,cutout"},
+    "edgegan": {"generator": "ugatit-light", "skip": True, "color_mlp": 16, "cam_weight": 10.0,
+                "ema_decay": 0.999, "diffaug": "translation,cutout"},
     # The paper's recipe, unchanged.
     "ugatit-light": {"generator": "ugatit-light"},
     "ugatit": {"generator": "ugatit"},
@@ -130,6 +131,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (0 <= cfg.ema_decay < 1, "--ema-decay", f"must be in [0, 1) (0 = off), got {cfg.ema_decay}"),
         (not cfg.skip or cfg.generator == "ugatit-light", "--skip",
          f"the identity-start skip exists for ugatit-light only, not {cfg.generator}"),
+        (cfg.color_mlp >= 0 and (cfg.skip or not cfg.color_mlp), "--color-mlp",
+         f"must be >= 0 and needs --skip, got {cfg.color_mlp}"),
         (cfg.save_every >= 1, "--save-every", f"must be >= 1, got {cfg.save_every}"),
         (cfg.sample_every >= 0, "--sample-every", f"must be >= 0 (0 = off), got {cfg.sample_every}"),
         (cfg.precision in ("auto", "fp32", "bf16", "fp16"), "--precision",

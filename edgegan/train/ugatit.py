@@ -96,7 +96,11 @@ class Discriminators(nn.Module):
 
 def generator_kwargs(cfg: TrainConfig) -> dict:
     kw = {"ngf": cfg.ngf, "n_res": cfg.n_res, "img_size": cfg.size}
-    return {**kw, "skip": True} if cfg.skip else kw
+    if cfg.skip:
+        kw["skip"] = True
+    if cfg.color_mlp:
+        kw["color_mlp"] = cfg.color_mlp
+    return kw
 
 
 def model_specs(cfg: TrainConfig) -> dict:
