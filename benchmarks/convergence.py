@@ -46,7 +46,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "edgegan -EMA": ("edgegan", ["--ema-decay", "0"]),
     "edgegan -DiffAugment": ("edgegan", ["--diffaug", ""]),
     "edgegan CAM 1000": ("edgegan", ["--cam-weight", "1000"]),
-    "edgegan identity 1": ("edgegan", ["--identity-weight", "1"]),
+    "edgegan identity 10": ("edgegan", ["--identity-weight", "10"]),
     "edgegan +TTUR (D lr x4)": ("edgegan", ["--d-lr-mult", "4"]),
     "edgegan +colour aug": ("edgegan", ["--diffaug", "color,translation,cutout"]),
     "edgegan lr 2e-4": ("edgegan", ["--lr", "2e-4"]),

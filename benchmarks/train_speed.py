@@ -10,7 +10,7 @@ Prints, for each config, seconds/iteration and peak RSS of
 each in a fresh subprocess, interleaved, so the ratios are measured under the same load.
 Then parameters and MACs (``torch.utils.flop_counter``) of every network at each size.
 
-    python benchmarks/train_speed.py                # tiny (64 px) and 256 px light configs
+    python benchmarks/train_speed.py                # tiny (64 px), photo2cartoon at 64 px, 256 px light
     python benchmarks/train_speed.py --configs tiny --repeats 3
 """
 
@@ -27,6 +27,9 @@ import time
 CONFIGS = {
     "tiny": dict(size=64, ngf=16, ndf=16, n_res=4, iters=12, warmup=3),
     "256-light": dict(size=256, ngf=64, ndf=64, n_res=4, iters=3, warmup=1),
+    # photo2cartoon's generator (hourglasses, Soft-AdaLIN) at the size the reference was timed at;
+    # face-ID loss off on both sides, as in that timing (shared/README: 0.91 s/iter, 2 threads).
+    "p2c-tiny": dict(size=64, ngf=16, ndf=16, n_res=4, iters=8, warmup=2, preset="photo2cartoon"),
 }
 
 
@@ -35,6 +38,7 @@ def reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg):
     import torch.nn.functional as F
 
     from edgegan.models.layers import clip_rho_
+    from edgegan.models.photo2cartoon import clip_blend_weights_
     from edgegan.train.ugatit import cam_bce, lsgan
 
     g, d = gen, disc
@@ -68,6 +72,7 @@ def reference_step(gen, disc, opt_g, opt_d, real_a, real_b, cfg):
     loss.backward()
     opt_g.step()
     clip_rho_(g)
+    clip_blend_weights_(g)
 
 
 def reference_instance_layer_mix(x, rho, eps, gamma=None, beta=None):
@@ -90,7 +95,7 @@ def child(config: str, variant: str) -> None:
     import torch
 
     from edgegan.models import layers
-    from edgegan.train.common import setup_runtime
+    from edgegan.train.common import adam, setup_runtime
     from edgegan.train.config import preset_config
     from edgegan.train.ugatit import Discriminators, Generators, train_step
 
@@ -98,13 +103,15 @@ def child(config: str, variant: str) -> None:
     precision = "bf16" if variant == "edgegan-bf16" else "fp32"
     if variant == "reference":
         layers.instance_layer_mix = reference_instance_layer_mix
-    cfg = preset_config("ugatit-light", size=c["size"], ngf=c["ngf"], ndf=c["ndf"], n_res=c["n_res"],
-                        device="cpu", precision=precision)
+    cfg = preset_config(c.get("preset", "ugatit-light"), size=c["size"], ngf=c["ngf"], ndf=c["ndf"],
+                        n_res=c["n_res"], device="cpu", precision=precision, face_id_weight=0.0)
     rt = setup_runtime("cpu", precision, "off")
     torch.manual_seed(0)
     gen, disc = Generators(cfg), Discriminators(cfg)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    # the trainer's optimizer (fused Adam) for EdgeGAN, the reference code's plain Adam for the reference
+    make_opt = torch.optim.Adam if variant == "reference" else adam
+    opt_g = make_opt(gen.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+    opt_d = make_opt(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
     real_a = torch.rand(1, 3, c["size"], c["size"]) * 2 - 1
     real_b = torch.rand(1, 3, c["size"], c["size"]) * 2 - 1
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -143,7 +150,7 @@ def count_models(sizes: list[int]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", default="tiny,256-light")
+    ap.add_argument("--configs", default="tiny,p2c-tiny,256-light")
     ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats per variant")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -45,8 +45,8 @@ def test_tiny_run_writes_checkpoints_samples_metrics_and_config(tiny_data, tmp_p
 @pytest.mark.slow
 def test_losses_fall_on_a_tiny_run(tiny_data, tmp_path):
     out = tmp_path / "run"
-    run_train(tiny_data, out, "--iters", "150", "--save-every", "150", "--sample-every", "0", "--log-every", "1",
-              "--lr", "5e-4", "--ngf", "8", "--ndf", "8")
+    run_train(tiny_data, out, "--preset", "ugatit-light", "--iters", "150", "--save-every", "150",
+              "--sample-every", "0", "--log-every", "1", "--lr", "5e-4", "--ngf", "8", "--ndf", "8")
     rows = read_metrics(out / "metrics.jsonl")
     first, last = rows[:30], rows[-30:]
     # the CAM term (weight 1000) dominates G early, so reconstruction falls more slowly

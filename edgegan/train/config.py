@@ -96,11 +96,13 @@ ARCH_FIELDS = ("preset", "generator", "size", "ngf", "ndf", "n_res", "skip", "co
 
 PRESETS: dict[str, dict] = {
     # EdgeGAN's recipe, chosen by ablation on the demo data (benchmarks/convergence.py): the light
-    # generator started at the identity, a CAM weight its generator can live with (at 1000 the
-    # unsolvable half of G's CAM loss, 2 ln 2 at best, dominated the encoder's gradient ~140x), an EMA
-    # copy for samples/eval/export, DiffAugment (translation + cutout) for the discriminators.
-    "edgegan": {"generator": "ugatit-light", "skip": True, "color_mlp": 16, "cam_weight": 10.0,
-                "ema_decay": 0.999, "diffaug": "translation,cutout"},
+    # generator started at the identity with a per-pixel colour path, identity loss 1 (at 10 it pins an
+    # identity-start generator where it starts: the L1 pull back is as strong as any step away), a CAM
+    # weight its generator can live with (at 1000 the unsolvable half of G's CAM loss, 2 ln 2 at best,
+    # dominated the encoder's gradient ~140x), an EMA copy for samples/eval/export, DiffAugment
+    # (translation + cutout) for the discriminators.
+    "edgegan": {"generator": "ugatit-light", "skip": True, "color_mlp": 16, "identity_weight": 1.0,
+                "cam_weight": 10.0, "ema_decay": 0.999, "diffaug": "translation,cutout"},
     # The paper's recipe, unchanged.
     "ugatit-light": {"generator": "ugatit-light"},
     "ugatit": {"generator": "ugatit"},
@@ -108,6 +110,9 @@ PRESETS: dict[str, dict] = {
     "photo2cartoon": {"generator": "photo2cartoon", "ngf": 32, "cycle_weight": 50.0, "identity_weight": 10.0,
                       "cam_weight": 1000.0, "face_id_weight": 1.0},
 }
+
+
+DEFAULT_PRESET = "edgegan"
 
 
 def preset_config(preset: str, **overrides) -> TrainConfig:
@@ -165,4 +170,4 @@ def resolve_config(*, out: str, preset: str | None, overrides: dict, resume: boo
         if preset is not None and preset != base.preset:
             raise CheckpointError(f"--preset {preset}: the run in {out} was trained with preset {base.preset!r}")
         return validate(dataclasses.replace(base, **overrides))
-    return preset_config(preset or "ugatit-light", **overrides)
+    return preset_config(preset or DEFAULT_PRESET, **overrides)

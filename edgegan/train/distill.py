@@ -37,6 +37,7 @@ from edgegan.train.common import (
     Prefetcher,
     Runtime,
     StepLog,
+    adam,
     backward_step,
     check_finite,
     due,
@@ -310,7 +311,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False, progress: bool = True) 
     student = _build_student(cfg, size).train()
     projections = build_projections(student, teacher, size)
     params = [*student.parameters(), *projections.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt = adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     modules = {"student": student, "projections": projections}
     optimizers = {"opt": opt}
     mem = torch.channels_last if rt.channels_last else torch.contiguous_format

@@ -35,6 +35,7 @@ from edgegan.train.common import (
     Prefetcher,
     Runtime,
     StepLog,
+    adam,
     backward_step,
     check_finite,
     due,
@@ -223,9 +224,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     data = UnpairedData(cfg.data, cfg.size, seed=cfg.seed, cache_mb=cfg.cache_mb,
                         progress=progress and rt.is_main)
     gen_raw, disc_raw = Generators(cfg), Discriminators(cfg)
-    opt_g = torch.optim.Adam(gen_raw.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    opt_d = torch.optim.Adam(disc_raw.parameters(), lr=cfg.lr * cfg.d_lr_mult, betas=cfg.betas,
-                             weight_decay=cfg.weight_decay)
+    opt_g = adam(gen_raw.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt_d = adam(disc_raw.parameters(), lr=cfg.lr * cfg.d_lr_mult, betas=cfg.betas, weight_decay=cfg.weight_decay)
     gen_ema = copy.deepcopy(gen_raw).requires_grad_(False) if cfg.ema_decay else None
     modules = {"gen_a2b": gen_raw.a2b, "gen_b2a": gen_raw.b2a, "disc_global_a": disc_raw.global_a,
                "disc_local_a": disc_raw.local_a, "disc_global_b": disc_raw.global_b,
