@@ -95,6 +95,9 @@ def resolve_config(*, out: str, overrides: dict, resume: bool) -> DistillConfig:
     overrides = dict(overrides)
     if overrides.get("teacher"):
         overrides["teacher"] = str(_teacher_checkpoint(overrides["teacher"]))
+    if "student_kwargs" in overrides:  # compared with a saved run's as resolved, skip default included
+        teacher = overrides.get("teacher") or (_saved_teacher(out) if resume else "")
+        overrides["student_kwargs"] = default_student_skip(overrides["student_kwargs"], teacher)
     base = saved_run_config(DistillConfig, out, overrides, ARCH_FIELDS, verb="distilled") if resume else None
     if base is not None:
         return validate(dataclasses.replace(base, **overrides, out=out))
@@ -103,11 +106,26 @@ def resolve_config(*, out: str, overrides: dict, resume: bool) -> DistillConfig:
         raise EdgeGANError("--teacher: required (a run folder or checkpoint with an A2B generator)")
     if not cfg.data:
         raise EdgeGANError("--data: required (a folder with trainA/)")
-    if "skip" not in cfg.student_kwargs and teacher_skips(cfg.teacher):
-        # An identity-start teacher passes full-resolution detail through its skip; a student without
-        # one must rebuild it from 1/4 resolution, which caps how close it can get.
-        cfg.student_kwargs = {**cfg.student_kwargs, "skip": True}
+    cfg.student_kwargs = default_student_skip(cfg.student_kwargs, cfg.teacher)
     return validate(cfg)
+
+
+def default_student_skip(student_kwargs: dict, teacher: str) -> dict:
+    """``student_kwargs`` with ``skip=True`` added when the teacher has the identity-start skip and the
+    user did not say: such a teacher passes full-resolution detail through its skip, and a student
+    without one must rebuild it from 1/4 resolution, which caps how close it can get."""
+    if "skip" in student_kwargs or not teacher or not teacher_skips(teacher):
+        return dict(student_kwargs)
+    return {**student_kwargs, "skip": True}
+
+
+def _saved_teacher(out: str) -> str:
+    import json
+
+    try:
+        return json.loads((Path(out) / "config.json").read_text()).get("teacher", "")
+    except (OSError, ValueError):
+        return ""
 
 
 def teacher_skips(teacher: str) -> bool:
