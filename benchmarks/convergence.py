@@ -47,6 +47,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "edgegan -DiffAugment": ("edgegan", ["--diffaug", ""]),
     "edgegan CAM 1000": ("edgegan", ["--cam-weight", "1000"]),
     "edgegan identity 10": ("edgegan", ["--identity-weight", "10"]),
+    "edgegan identity 0.3": ("edgegan", ["--identity-weight", "0.3"]),
+    "edgegan identity 0": ("edgegan", ["--identity-weight", "0"]),
     "edgegan +TTUR (D lr x4)": ("edgegan", ["--d-lr-mult", "4"]),
     "edgegan +colour aug": ("edgegan", ["--diffaug", "color,translation,cutout"]),
     "edgegan lr 2e-4": ("edgegan", ["--lr", "2e-4"]),
@@ -206,7 +208,7 @@ def plot(results: dict, identity: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_psnr, ax_kid) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax_psnr, ax_kid) = plt.subplots(1, 2, figsize=(12, 5.5))
     for name, r in results.items():
         steps = sorted(r["scores"])
         style = "k--" if r.get("paired") else ("-" if name.startswith("edgegan") else ":")
@@ -220,7 +222,7 @@ def plot(results: dict, identity: dict, path: Path) -> None:
         ax.set_xlabel("iteration")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    ax_psnr.legend(fontsize=7, loc="lower right")
+    ax_psnr.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=4)
     fig.suptitle(f"U-GAT-IT light ngf {TEACHER['ngf']} on the demo data ({DEMO_DATA['size']} px, seed "
                  f"{DEMO_DATA['seed']}): recipes vs identity and the paired ceiling")
     fig.tight_layout()
