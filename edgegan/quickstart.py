@@ -242,8 +242,8 @@ def format_scorecard(card: dict) -> str:
                  + ("" if closed is None else f"; {closed:.0%} of the gap to the ceiling (target 50%)"
                     + verdict(closed >= TARGETS["teacher_gap_closed"])))
     if "teacher_kid_x100" in card:
-        lines.append(f"  teacher KIDx100 {num(card['teacher_kid_x100'])} vs identity's "
-                     f"{num(card['identity_kid_x100'])}" + verdict(card["teacher_kid_x100"] < card["identity_kid_x100"]))
+        kid, kid_identity = card["teacher_kid_x100"], card["identity_kid_x100"]
+        lines.append(f"  teacher KIDx100 {num(kid)} vs identity's {num(kid_identity)}" + verdict(kid < kid_identity))
     lines.append(f"  student                                 {num(card['student_psnr'])}   "
                  f"{card['student_vs_teacher_db']:.2f} dB vs its teacher (target 28)"
                  + verdict(card["student_vs_teacher_db"] >= TARGETS["student_vs_teacher_db"])
