@@ -90,9 +90,9 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
     "lr": "lr", "save_every": "save_every", "sample_every": "sample_every", "log_every": "log_every",
     "seed": "seed", "device": "device", "precision": "precision", "channels_last": "channels_last",
     "data": "data", "keep_checkpoints": "keep_checkpoints", "id_model": "id_model",
-    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop", "cam_weight": "cam_weight", "identity_weight": "identity_weight",
-    "cycle_weight": "cycle_weight",
-    "skip": "skip", "color_mlp": "color_mlp", "ema_decay": "ema_decay", "diffaug": "diffaug", "d_lr_mult": "d_lr_mult",
+    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop", "cam_weight": "cam_weight",
+    "identity_weight": "identity_weight", "cycle_weight": "cycle_weight", "skip": "skip", "color_mlp": "color_mlp",
+    "ema_decay": "ema_decay", "diffaug": "diffaug", "d_lr_mult": "d_lr_mult",
 }
 
 

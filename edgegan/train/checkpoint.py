@@ -37,6 +37,15 @@ class Checkpoint:
     config: dict
     state: dict
 
+    def generator_spec(self, direction: str = "A2B") -> tuple[str, dict]:
+        """(saved network name, {"name", "kwargs"} registry spec) of the generator translating ``direction``."""
+        translators = self.state.get("translators") or {}
+        if direction not in translators:
+            have = ", ".join(translators) or "none"
+            raise CheckpointError(f"{self.path}: has no {direction} generator (directions: {have})")
+        name = translators[direction]
+        return name, self.state["models"][name]
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -200,12 +209,7 @@ def load_generator(path: str | Path, direction: str = "A2B") -> tuple[nn.Module,
     from edgegan.models import create_model
 
     ckpt = read_checkpoint(path)
-    translators = ckpt.state.get("translators") or {}
-    if direction not in translators:
-        have = ", ".join(translators) or "none"
-        raise CheckpointError(f"{ckpt.path}: has no {direction} generator (directions: {have})")
-    name = translators[direction]
-    spec = ckpt.state["models"][name]
+    name, spec = ckpt.generator_spec(direction)
     model = create_model(spec["name"], **spec["kwargs"])
     load_weights(ckpt, {name: model})
     return model.eval(), ckpt

@@ -130,8 +130,7 @@ def _saved_teacher(out: str) -> str:
 
 def teacher_skips(teacher: str) -> bool:
     """Whether the teacher's A2B generator has the identity-start skip (EdgeGAN's recipe)."""
-    ckpt = read_checkpoint(teacher)
-    spec = ckpt.state["models"][ckpt.state["translators"]["A2B"]]
+    _, spec = read_checkpoint(teacher).generator_spec("A2B")
     return bool(spec.get("kwargs", {}).get("skip"))
 
 

@@ -12,6 +12,8 @@ differentiable augmentation of what the discriminators see.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -42,6 +44,7 @@ def ema_update_(average: nn.Module, model: nn.Module, decay: float) -> None:
 AUGMENTATIONS = ("color", "translation", "cutout")
 
 
+@functools.lru_cache(maxsize=16)  # called every training step with the run's one policy string
 def parse_policy(policy: str) -> tuple[str, ...]:
     """``"translation,cutout"`` -> ("translation", "cutout"); "" -> (); unknown names are a one-line error."""
     ops = tuple(p.strip() for p in policy.split(",") if p.strip())
