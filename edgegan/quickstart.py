@@ -7,41 +7,77 @@ so re-running the command continues where it stopped.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from edgegan.errors import EdgeGANError
 from edgegan.train.checkpoint import list_checkpoints, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-DEMO_DATA = dict(size=64, n_train=200, n_test=24, seed=0)
-# EdgeGAN's recipe (benchmarks/convergence.py chose it), sized for ~4 minutes on 2 CPU cores.
-TEACHER = dict(preset="edgegan", size=64, ngf=16, ndf=16, n_res=4, iters=1500, save_every=300, sample_every=300,
-               log_every=25)
-# The student at the teacher's 64 px, sized for ~1-2 minutes on 2 CPU cores.
-# Pixel L1 only: from an identity-start teacher (the convergence benchmark's edgegan run) `edgegan distill
-# --feature-weight 0` reached 28.4 dB vs the teacher in 800 iterations, L1 + feature distillation 27.3.
-STUDENT = dict(student="mobile-s", iters=1000, batch=8, feature_weight=0.0, save_every=250, sample_every=250,
-               log_every=25)
+@dataclass(frozen=True)
+class Profile:
+    """What a quickstart trains: demo data, teacher and student settings, and the INT8 exports."""
+
+    name: str
+    about: str
+    data: dict
+    teacher: dict
+    student: dict
+    int8_targets: tuple[str, ...] = ("onnx", "openvino")
+
+
+PROFILES = {
+    # EdgeGAN's recipe (benchmarks/convergence.py chose it), sized for ~4 minutes on 2 CPU cores; the student at
+    # the teacher's 64 px, ~1-2 minutes. Pixel L1 only: from an identity-start teacher (the convergence
+    # benchmark's edgegan run) `edgegan distill --feature-weight 0` reached 28.4 dB vs the teacher in 800
+    # iterations, L1 + feature distillation 27.3.
+    "quick": Profile(
+        "quick", "every stage in ~10 minutes at 64 px",
+        data=dict(size=64, n_train=200, n_test=24, seed=0),
+        teacher=dict(preset="edgegan", size=64, ngf=16, ndf=16, n_res=4, iters=1500, save_every=300,
+                     sample_every=300, log_every=25),
+        student=dict(student="mobile-s", iters=1000, batch=8, feature_weight=0.0, save_every=250,
+                     sample_every=250, log_every=25)),
+    # The model that ships in the package (edgegan/runtime/demo_model, scripts/train_demo_model.sh): 128 px face
+    # crops, the same recipe trained ~3x longer on twice the crops, ~2 hours on 2 CPU cores.
+    "demo-model": Profile(
+        "demo-model", "the packaged demo model: 128 px, ~2 hours",
+        data=dict(size=128, n_train=400, n_test=24, seed=0),
+        teacher=dict(preset="edgegan", size=128, ngf=16, ndf=16, n_res=4, iters=5000, save_every=250,
+                     sample_every=500, log_every=25),
+        student=dict(student="mobile-s", iters=1500, batch=8, feature_weight=0.0, save_every=250,
+                     sample_every=250, log_every=25),
+        int8_targets=("onnx", "tflite", "openvino")),
+}
+DEFAULT_PROFILE = "quick"
+# The quick profile's settings, as the benchmarks reproduce them (and the data the recorded reference scores are for).
+DEMO_DATA, TEACHER, STUDENT = (PROFILES[DEFAULT_PROFILE].data, PROFILES[DEFAULT_PROFILE].teacher,
+                               PROFILES[DEFAULT_PROFILE].student)
 STEPS = 7
 
 
-def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | None = None, device: str = "auto",
-                   progress: bool = True) -> dict:
+def run_quickstart(out: Path, *, profile: str = DEFAULT_PROFILE, iters: int | None = None,
+                   distill_iters: int | None = None, device: str = "auto", progress: bool = True) -> dict:
     from edgegan.data.demo import build_demo_dataset
     from edgegan.train.config import preset_config
     from edgegan.train.ugatit import train
 
+    if profile not in PROFILES:
+        raise EdgeGANError(f"--profile {profile}: unknown (choose from {', '.join(PROFILES)})")
+    prof = PROFILES[profile]
     data_dir = out / "data"
     if (data_dir / "SOURCES.json").is_file():
+        _check_data(data_dir, prof)
         click.echo(f"[1/{STEPS}] demo data: {data_dir} (exists)")
     else:
         click.echo(f"[1/{STEPS}] demo data -> {data_dir}")
-        build_demo_dataset(data_dir, progress=progress, **DEMO_DATA)
+        build_demo_dataset(data_dir, progress=progress, **prof.data)
 
     teacher_dir = out / "teacher"
-    teacher_kw = {**TEACHER, **({"iters": iters} if iters else {})}
+    teacher_kw = {**prof.teacher, **({"iters": iters} if iters else {})}
     cfg = preset_config(teacher_kw.pop("preset"), data=str(data_dir), out=str(teacher_dir), device=device,
                         **teacher_kw)
     done = list_checkpoints(teacher_dir / "checkpoints")
@@ -60,15 +96,31 @@ def run_quickstart(out: Path, *, iters: int | None = None, distill_iters: int | 
     click.echo(f"[3/{STEPS}] eval: teacher on the held-out demo photos, next to the identity baseline")
     report = _eval(teacher, data_dir, out / "eval" / "teacher.json")
 
-    student = _distill(teacher, data_dir, out / "student", iters=distill_iters, device=device, progress=progress)
+    student = _distill(teacher, data_dir, out / "student", prof.student, iters=distill_iters, device=device,
+                       progress=progress)
     click.echo(f"[5/{STEPS}] eval: student on the held-out demo photos, and against the teacher's outputs")
     student_report = _eval(student, data_dir, out / "eval" / "student.json", reference=teacher)
     int8 = _quantize(student, teacher, data_dir, out / "int8", progress=progress)
-    exports = _export(student, out / "int8", out / "export")
+    exports = _export(student, out / "int8", out / "export", int8_targets=prof.int8_targets)
     _recommend(out / "export")
-    click.echo(format_scorecard(scorecard(report, student_report, int8, iters=cfg.iters)))
+    card = scorecard(report, student_report, int8, iters=cfg.iters, data=prof.data)
+    click.echo(format_scorecard(card))
     return {"data": data_dir, "teacher": teacher, "eval": report, "student": student,
-            "student_eval": student_report, "int8": int8, "export": exports}
+            "student_eval": student_report, "int8": int8, "export": exports, "scorecard": card}
+
+
+def _check_data(data_dir: Path, prof: Profile) -> None:
+    """An existing demo dataset must be the one this profile builds (another profile's run in the same --out)."""
+    import json
+
+    try:
+        params = json.loads((data_dir / "SOURCES.json").read_text())["parameters"]
+    except (OSError, ValueError, KeyError) as err:
+        raise EdgeGANError(f"{data_dir / 'SOURCES.json'}: unreadable ({err}); delete {data_dir} to rebuild it") from None
+    differs = {k: params.get(k) for k, v in prof.data.items() if params.get(k) != v}
+    if differs:
+        raise EdgeGANError(f"{data_dir}: demo data built with {differs}, the {prof.name} profile needs "
+                           f"{ {k: prof.data[k] for k in differs} }; use another --out")
 
 
 def _recommend(export_dir: Path) -> None:
@@ -80,7 +132,7 @@ def _recommend(export_dir: Path) -> None:
     click.echo(f"run it: edgegan demo --model <fastest file> --source 0   (or: edgegan bench --model {export_dir})")
 
 
-def _export(student: Path, int8_dir: Path, export_dir: Path) -> list:
+def _export(student: Path, int8_dir: Path, export_dir: Path, *, int8_targets: tuple[str, ...]) -> list:
     """The student as ONNX, TFLite and CoreML fp32, and the quantizer's INT8 as ONNX, each checked (seconds)."""
     import json
 
@@ -99,7 +151,7 @@ def _export(student: Path, int8_dir: Path, export_dir: Path) -> list:
                 and r.get("source_sha256") == digest}
     except (OSError, ValueError, KeyError, TypeError):
         done = set()
-    int8_targets = [t for t in ("onnx", "openvino") if t in targets] if int8 else []
+    int8_targets = [t for t in int8_targets if t in targets] if int8 else []
     wanted = {(t, "fp32") for t in targets} | {(t, "int8") for t in int8_targets}
     if wanted <= done:
         click.echo(f"[7/{STEPS}] export: {export_dir} (exported)")
@@ -132,12 +184,12 @@ def _quantize(student: Path, teacher: Path, data_dir: Path, int8_dir: Path, *, p
     return report
 
 
-def _distill(teacher: Path, data_dir: Path, student_dir: Path, *, iters: int | None, device: str,
+def _distill(teacher: Path, data_dir: Path, student_dir: Path, settings: dict, *, iters: int | None, device: str,
              progress: bool) -> Path:
     from edgegan.train.distill import distill, resolve_config
 
     done = list_checkpoints(student_dir / "checkpoints")
-    overrides = {**STUDENT, "teacher": str(teacher), "data": str(data_dir), "device": device,
+    overrides = {**settings, "teacher": str(teacher), "data": str(data_dir), "device": device,
                  **({"iters": iters} if iters else {})}
     cfg = resolve_config(out=str(student_dir), overrides=overrides, resume=bool(done))
     if done and read_checkpoint(done[-1]).step >= cfg.iters:
@@ -177,7 +229,7 @@ TARGETS = {"teacher_gain_db": 3.0, "teacher_gap_closed": 0.5, "student_vs_teache
 REFERENCE_SCORES = Path(__file__).parent / "data" / "demo_reference_scores.json"
 
 
-def reference_scores(iters: int) -> dict:
+def reference_scores(iters: int, data: dict = DEMO_DATA) -> dict:
     """The paired ceiling and the paper's recipe at ``iters`` on the same demo data, as recorded by
     ``benchmarks/convergence.py`` (a quickstart does not re-train them); {} if not recorded for ``iters``."""
     import json
@@ -186,17 +238,17 @@ def reference_scores(iters: int) -> dict:
         recorded = json.loads(REFERENCE_SCORES.read_text())
     except (OSError, ValueError):
         return {}
-    if recorded.get("data") != DEMO_DATA or str(iters) not in recorded.get("scores", {}):
+    if recorded.get("data") != data or str(iters) not in recorded.get("scores", {}):
         return {}
     return {"measured": recorded.get("measured"), "command": recorded.get("command"),
             **recorded["scores"][str(iters)]}
 
 
-def scorecard(teacher: dict, student: dict, int8: dict, *, iters: int) -> dict:
+def scorecard(teacher: dict, student: dict, int8: dict, *, iters: int, data: dict = DEMO_DATA) -> dict:
     """Every quickstart figure next to its target, from the eval and INT8 reports of this run."""
     t, ident = teacher["paired"]["model"], teacher["paired"]["identity_baseline"]
     s = student["paired"]["model"]
-    ref = reference_scores(iters)
+    ref = reference_scores(iters, data)
     ceiling = ref.get("paired ceiling", {}).get("psnr")
     card = {
         "identity_psnr": ident["psnr_mean"],

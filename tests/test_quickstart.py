@@ -13,11 +13,13 @@ from edgegan.cli import main
 
 @pytest.fixture
 def tiny_quickstart(monkeypatch):
-    monkeypatch.setattr(quickstart, "DEMO_DATA", dict(size=32, n_train=20, n_test=4, seed=0))
-    monkeypatch.setattr(quickstart, "TEACHER", dict(preset="edgegan", size=32, ngf=4, ndf=4, n_res=1, iters=3,
-                                                    save_every=3, sample_every=3, log_every=1))
-    monkeypatch.setattr(quickstart, "STUDENT", dict(student="mobile-s", student_kwargs={"width": 0.25}, iters=3,
-                                                    batch=2, save_every=3, sample_every=3, log_every=1))
+    tiny = quickstart.Profile(
+        "quick", "tiny", data=dict(size=32, n_train=20, n_test=4, seed=0),
+        teacher=dict(preset="edgegan", size=32, ngf=4, ndf=4, n_res=1, iters=3, save_every=3, sample_every=3,
+                     log_every=1),
+        student=dict(student="mobile-s", student_kwargs={"width": 0.25}, iters=3, batch=2, save_every=3,
+                     sample_every=3, log_every=1))
+    monkeypatch.setitem(quickstart.PROFILES, "quick", tiny)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 

@@ -38,8 +38,10 @@ def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "
                     batch_size: int = 16) -> Translator:
     """A training checkpoint (run folder, ``checkpoints/``, ``step_*`` or its weights file), or an exported
     model (``.onnx``, ``.tflite``, ``.mlpackage``, OpenVINO ``.xml``) run by ``edgegan.runtime`` with the
-    pre/post-processing in its metadata: one scorer for every format."""
-    p = Path(path)
+    pre/post-processing in its metadata: one scorer for every format. ``demo[:VARIANT]``: the packaged demo model."""
+    from edgegan.runtime.packaged import resolve_model
+
+    p = resolve_model(path)
     if not p.exists():
         raise EdgeGANError(f"--model {path}: no such file or folder")
     if p.suffix.lower() in (".onnx", ".tflite", ".mlpackage", ".mlmodel", ".xml"):

@@ -1,7 +1,8 @@
 """Torch-free runtime: run exported EdgeGAN models (ONNX, TFLite, CoreML) with face detection and paste-back.
 
     from edgegan.runtime import load
-    cartoonizer = load("student.onnx")                 # backend from the suffix, metadata from the file
+    cartoonizer = load("demo")                         # the packaged demo model, fastest file this machine runs
+    cartoonizer = load("student.onnx")                 # your export: backend from the suffix, metadata from the file
     cartoon = cartoonizer.cartoonize("selfie.jpg")     # (H, W, 3) uint8 RGB, faces restyled in place
 
 Video: ``cartoonizer.process_frame(frame_bgr)`` tracks faces between calls and returns a
@@ -30,7 +31,8 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, mode: str 
 
     Args:
         path: ``.onnx``, ``.tflite``, ``.mlpackage`` or OpenVINO ``.xml`` written by ``edgegan export`` (it carries its own
-            pre/post-processing metadata).
+            pre/post-processing metadata), or ``"demo"`` / ``"demo:int8"`` / ``"demo:fp32"`` / ``"demo:tflite"`` ...:
+            the demo model shipped in the package (``edgegan.runtime.packaged``).
         backend: "auto" (from the suffix), "onnxruntime", "litert", "coreml" or "openvino".
         mode: "face" (paste cartoon faces back), "side" (input | result) or "full" (whole frame, no detection).
         detector: face detector (``edgegan.runtime.DETECTORS``); "none" allows only mode "full".

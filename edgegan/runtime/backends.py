@@ -22,6 +22,7 @@ import numpy as np
 from edgegan.errors import EdgeGANError
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import read_model_info
+from edgegan.runtime.packaged import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,9 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
     """Open an exported EdgeGAN model on the backend its suffix implies, or on ``backend``.
 
     Args:
-        path: ``.onnx``, ``.tflite``, ``.mlpackage`` or ``.mlmodel`` file written by ``edgegan export``.
-        backend: "auto" (default), "onnxruntime", "litert" or "coreml".
+        path: ``.onnx``, ``.tflite``, ``.mlpackage``, ``.mlmodel`` or OpenVINO ``.xml`` file written by
+            ``edgegan export``, or ``demo[:VARIANT]``: the packaged demo model (``edgegan.runtime.packaged``).
+        backend: "auto" (default), "onnxruntime", "litert", "coreml" or "openvino".
         threads: CPU threads for onnxruntime/litert (default: the runtime's own choice).
         provider: onnxruntime execution provider to force ("cuda", "tensorrt", "coreml", "qnn", "nnapi",
             "xnnpack", "cpu"); default: every available one in that priority order.
@@ -137,7 +139,7 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         precision_hint: OpenVINO inference precision ("f32", "bf16", "f16"); default: the device's own
             choice (bf16 on CPUs with AMX, f16 on GPUs).
     """
-    path = Path(path)
+    path = resolve_model(path)
     name = resolve_backend(path, backend)
     if provider and name != "onnxruntime":
         raise EdgeGANError(f"--provider {provider}: execution providers are onnxruntime's; {path.name} runs on {name}")

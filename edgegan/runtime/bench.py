@@ -30,6 +30,7 @@ from edgegan.runtime.backends import BACKENDS, ORT_PROVIDERS, backend_for, load_
 from edgegan.runtime.capture import open_source
 from edgegan.runtime.clip import write_clip
 from edgegan.runtime.demo import RunStats
+from edgegan.runtime.packaged import DEMO_DIR, NAME, resolve_model
 from edgegan.runtime.timing import interleaved_times
 
 WARMUP = 5  # model calls before timing
@@ -56,8 +57,8 @@ class LatencyRow:
 
 
 def model_files(path: str | Path) -> list[Path]:
-    """``path`` itself, or the exported models directly inside a folder (sorted)."""
-    path = Path(path)
+    """``path`` itself, or the exported models directly inside a folder (sorted); ``demo``: every packaged file."""
+    path = DEMO_DIR if path == NAME else resolve_model(path)
     if not path.exists():
         raise EdgeGANError(f"--model {path}: no such file or folder")
     if path.is_dir() and path.suffix.lower() not in _MODEL_SUFFIXES:
@@ -294,7 +295,7 @@ def run_bench(model: str | Path, *, threads: int | None = None, runs: int = 50, 
 
 
 def _fastest_file(model: str | Path, rows: list[LatencyRow]) -> Path:
-    path = Path(model)
+    path = DEMO_DIR if model == NAME else resolve_model(model)
     best = min(rows, key=lambda r: r.median_ms)
     return path / best.model if path.is_dir() and path.suffix.lower() not in _MODEL_SUFFIXES else path
 

@@ -217,7 +217,7 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
             cartoonizer = load(model, backend, mode=mode, detector=detector, threads=threads, provider=provider,
                                delegate=delegate, detect_every=detect_every, device=device,
                                precision_hint=precision_hint)
-            log.info("model %s on %s; detector %s", Path(model).name, cartoonizer.backend.label,
+            log.info("model %s on %s; detector %s", cartoonizer.backend.path.name, cartoonizer.backend.label,
                      getattr(cartoonizer.detector, "name", "none"))
             if not headless:
                 _open_window()

@@ -75,7 +75,8 @@ def build_site(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
     """Write the static demo site for ``model`` into ``out`` (replaced as a whole; never half-written).
 
     Args:
-        model: an ``.onnx`` file carrying EdgeGAN metadata (``edgegan export`` writes them).
+        model: an ``.onnx`` file carrying EdgeGAN metadata (``edgegan export`` writes them), or ``demo[:VARIANT]``:
+            the packaged demo model's ONNX file.
         out: the site folder; an existing one must be empty or a site written by this function.
         ort_dist: the onnxruntime-web package (or its ``dist/``) to copy from [the ``npm ci`` install].
         face_detector: ship the face detector when it is installed (else: the manual face box only).
@@ -88,8 +89,9 @@ def build_site(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
             installed; ``out`` holds something else.
     """
     from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.packaged import resolve_model
 
-    model, out = Path(model), Path(out)
+    model, out = resolve_model(model, formats=("onnx",)), Path(out)
     if model.suffix.lower() != ".onnx":
         raise EdgeGANError(f"--model {model}: the web demo runs ONNX models (.onnx from edgegan export), "
                            f"not {model.suffix or 'a file without suffix'}")
