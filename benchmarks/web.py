@@ -1,7 +1,7 @@
 """In-browser latency of an exported student: `edgegan web`'s page in headless Chromium (onnxruntime-web).
 
-    python benchmarks/web.py                         # the quickstart student (exported here if needed)
-    python benchmarks/web.py --model student.onnx --runs 100 --screenshot docs/web_demo.png
+    python benchmarks/web.py --screenshot docs/web_demo.png   # the packaged demo model (its ONNX file)
+    python benchmarks/web.py --model student.onnx --runs 100
 
 Prints, per configuration, the median model call (session.run) and the median frame (pre + run + post) in
 the page, next to onnxruntime's CPU provider in Python on the same file, and whether the browser offered
@@ -22,24 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-QUICKSTART_STUDENT = ROOT / "runs" / "quickstart" / "student"
 SWIFTSHADER_WEBGPU = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-def quickstart_model(out: Path) -> Path:
-    """The quickstart student exported to ONNX fp32 with its metadata (the exporter's own output)."""
-    found = sorted(out.glob("*_fp32.onnx"))
-    if found:
-        return found[0]
-    if not QUICKSTART_STUDENT.is_dir():
-        sys.exit(f"error: no {QUICKSTART_STUDENT}: run `edgegan quickstart` first, or pass --model")
-    from edgegan.export import export
-
-    results = export(str(QUICKSTART_STUDENT), "onnx", "fp32", out=out)
-    ok = [r for r in results if r.status == "ok"]
-    if not ok:
-        sys.exit(f"error: exporting {QUICKSTART_STUDENT} failed: {results}")
-    return Path(ok[0].path)
 
 
 def python_ms(model: Path, threads: int, runs: int) -> tuple[float, float]:
@@ -65,7 +48,7 @@ def python_ms(model: Path, threads: int, runs: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="ONNX with EdgeGAN metadata [the quickstart student]")
+    parser.add_argument("--model", default="demo", help="ONNX with EdgeGAN metadata, or demo[:VARIANT] [demo]")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--gap-ms", type=float, default=33.0,
                         help="Pause between timed calls, as a 30 fps camera would leave (0 = back to back).")
@@ -80,11 +63,12 @@ def main() -> None:
     from skimage import data
 
     from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.packaged import resolve_model
     from edgegan.web import build_site
     from edgegan.web.browser import run_driver, served, write_y4m
 
     work = Path(tempfile.mkdtemp(prefix="edgegan_web_bench_"))
-    model = args.model or quickstart_model(ROOT / "runs" / "web_bench" / "export")
+    model = resolve_model(args.model, formats=("onnx",), precision="fp32")  # what `edgegan web --model demo` ships
     info = read_model_info(model)
     site = build_site(model, work / "site")
     photo = data.astronaut()  # NASA, public domain

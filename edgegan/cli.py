@@ -393,9 +393,11 @@ def demo(model: str, source: str, headless: bool, output: str | None, max_frames
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed model calls per backend (median).")
 @click.option("--frames", type=int, default=150, show_default=True, help="Frames of the end-to-end run.")
 @click.option("--source", default=None, help="Video for the end-to-end run [the built-in 640x480 test clip].")
+@click.option("--size", type=int, default=None, help="Model-only input side for models that accept any size "
+              "[each model's own].")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the report here.")
 @_runtime_options
-def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path | None,
+def bench(model: str, runs: int, frames: int, source: str | None, size: int | None, json_out: Path | None,
           provider: str | None, delegate: str | None, device: str | None, precision_hint: str | None,
           threads: int | None, detector: str, mode: str) -> None:
     """Model latency per available backend/precision, then end-to-end pipeline fps and per-stage ms."""
@@ -404,7 +406,8 @@ def bench(model: str, runs: int, frames: int, source: str | None, json_out: Path
     if runs < 1 or frames < 1:
         raise EdgeGANError(f"--runs {runs} / --frames {frames}: must be at least 1")
     report = run_bench(model, threads=threads, runs=runs, frames=frames, source=source, provider=provider,
-                       delegate=delegate, detector=detector, mode=mode, device=device, precision_hint=precision_hint)
+                       delegate=delegate, detector=detector, mode=mode, device=device, precision_hint=precision_hint,
+                       size=size)
     click.echo(format_bench(report))
     if json_out is not None:
         from edgegan.io_utils import write_json_atomic

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgegan.runtime.packaged import DEMO_DIR, companion_files, files_sha256  # noqa: E402
+from edgegan.runtime.packaged import DEMO_DIR, companion_files, files_sha256
 
 FORMATS = ("onnx", "tflite", "openvino")
 PRECISIONS = ("fp32", "int8")

@@ -50,6 +50,7 @@ class LatencyRow:
     note: str = ""
     psnr_db: float | None = None  # vs the reference fp32 model on the same photos
     hint: str = ""  # OpenVINO precision hint the row ran with
+    at_size: bool = True  # False: a fixed-size model that could not run at the size asked for (not ranked)
 
     @property
     def fps(self) -> float | None:
@@ -145,7 +146,11 @@ def _psnr(y: np.ndarray, ref: np.ndarray, peak_to_peak: float = 2.0) -> float:
 
 def bench_models(path: str | Path, *, threads: int | None = None, runs: int = 50, provider: str | None = None,
                  delegate: str | None = None, device: str | None = None,
-                 precision_hint: str | None = None) -> list[LatencyRow]:
+                 precision_hint: str | None = None, size: int | None = None) -> list[LatencyRow]:
+    """One row per (file, backend setting); ``size``: input side for models that accept any (a fixed-size
+    model runs at its own, which its row's input column shows)."""
+    if size is not None and size < 8:
+        raise EdgeGANError(f"--size {size}: must be at least 8")
     rows, loaded = [], []
     try:
         for file in model_files(path):
@@ -156,9 +161,11 @@ def bench_models(path: str | Path, *, threads: int | None = None, runs: int = 50
                     rows.append(LatencyRow(file.name, "?", backend, str(kwargs.get("provider") or ""), "",
                                            note=str(err)))
                     continue
-                h, w = b.input_hw(b.info.input_size, b.info.input_size)
+                h, w = b.input_hw(size or b.info.input_size, size or b.info.input_size)
                 row = LatencyRow(file.name, b.info.precision, backend, b.device, f"{w}x{h}",
-                                 hint=kwargs.get("precision_hint") or "")
+                                 hint=kwargs.get("precision_hint") or "", at_size=size is None or (h, w) == (size, size))
+                if not row.at_size:
+                    row.note = f"fixed-size model: runs at {w}x{h} only, not ranked"
                 rows.append(row)
                 loaded.append((row, b))
         _time_interleaved(loaded, runs)
@@ -169,10 +176,15 @@ def bench_models(path: str | Path, *, threads: int | None = None, runs: int = 50
     return rows
 
 
+def _input_hw(row: LatencyRow) -> tuple[int, int]:
+    w, h = (int(v) for v in row.input.split("x"))
+    return h, w
+
+
 def _time_interleaved(loaded: list, runs: int) -> None:
     inputs = []
-    for _, b in loaded:
-        h, w = b.input_hw(b.info.input_size, b.info.input_size)
+    for row, b in loaded:
+        h, w = _input_hw(row)
         inputs.append(b.info.preprocess(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)))
     times = interleaved_times({i: (lambda b=b, x=x: b(x)) for i, ((_, b), x) in enumerate(zip(loaded, inputs))},
                               runs, warmup=WARMUP)
@@ -190,7 +202,7 @@ def _parity(loaded: list) -> None:
 
     by_size: dict[int, list] = {}
     for item in loaded:
-        by_size.setdefault(item[1].info.input_size, []).append(item)
+        by_size.setdefault(_input_hw(item[0])[0], []).append(item)
     for size, items in by_size.items():
         ref_row, ref_b = min(items, key=rank)
         if ref_row.precision != "fp32":
@@ -205,7 +217,7 @@ def _parity(loaded: list) -> None:
 
 
 def fastest(rows: list[LatencyRow]) -> LatencyRow | None:
-    timed = [r for r in rows if r.median_ms is not None]
+    timed = [r for r in rows if r.median_ms is not None and r.at_size]
     return min(timed, key=lambda r: r.median_ms) if timed else None
 
 
@@ -258,7 +270,8 @@ def format_latency(rows: list[LatencyRow]) -> str:
         else:
             psnr = "-" if r.psnr_db is None else "inf" if r.psnr_db == float("inf") else f"{r.psnr_db:.1f}"
             lines.append(f"{r.model:28s} {r.precision:5s} {r.backend:12s} {r.device:24s} {r.input:9s} "
-                         f"{r.median_ms:7.2f}ms {r.p90_ms:7.2f}ms {r.fps:8.1f} {psnr:>8s}")
+                         f"{r.median_ms:7.2f}ms {r.p90_ms:7.2f}ms {r.fps:8.1f} {psnr:>8s}"
+                         + (f"  ({r.note})" if r.note else ""))
     best = fastest(rows)
     if best is not None:
         lines.append(f"fastest here: {best.model} on {best.backend} ({best.device}), {best.median_ms:.2f} ms"
@@ -271,15 +284,16 @@ def format_latency(rows: list[LatencyRow]) -> str:
 def run_bench(model: str | Path, *, threads: int | None = None, runs: int = 50, frames: int = 150,
               source: str | None = None, provider: str | None = None, delegate: str | None = None,
               detector: str = "auto", mode: str = "face", pipeline_model: str | None = None,
-              device: str | None = None, precision_hint: str | None = None) -> dict:
-    """Both benchmarks; returns a JSON-able report (``format_bench`` prints it)."""
+              device: str | None = None, precision_hint: str | None = None, size: int | None = None) -> dict:
+    """Both benchmarks; returns a JSON-able report (``format_bench`` prints it). ``size`` sets the model-only
+    input side (the pipeline feeds face crops at the model's own size)."""
     rows = bench_models(model, threads=threads, runs=runs, provider=provider, delegate=delegate, device=device,
-                        precision_hint=precision_hint)
+                        precision_hint=precision_hint, size=size)
     runnable = [r for r in rows if r.median_ms is not None]
     if not runnable:
         raise EdgeGANError(f"--model {model}: no backend here can run it ({rows[0].note if rows else 'no model'})")
-    best = fastest(runnable)
-    e2e_model = Path(pipeline_model) if pipeline_model else _fastest_file(model, runnable)
+    best = fastest(runnable) or min(runnable, key=lambda r: r.median_ms)
+    e2e_model = Path(pipeline_model) if pipeline_model else _file_of(model, best)
     # the end-to-end run uses the fastest row's runtime and settings (unless a model was named for it)
     on = best.backend if not pipeline_model else None
     stats = bench_pipeline(e2e_model, source=source, frames=frames, threads=threads, backend=on,
@@ -294,9 +308,8 @@ def run_bench(model: str | Path, *, threads: int | None = None, runs: int = 50, 
             "python": sys.version.split()[0]}
 
 
-def _fastest_file(model: str | Path, rows: list[LatencyRow]) -> Path:
+def _file_of(model: str | Path, best: LatencyRow) -> Path:
     path = DEMO_DIR if model == NAME else resolve_model(model)
-    best = min(rows, key=lambda r: r.median_ms)
     return path / best.model if path.is_dir() and path.suffix.lower() not in _MODEL_SUFFIXES else path
 
 

@@ -91,8 +91,10 @@ def _installed(fmt: str) -> bool:
     return installed(_RUNTIMES[fmt][0])
 
 
-def select(spec: str = NAME, *, formats: tuple[str, ...] | None = None) -> PackagedModel:
-    """The packaged file ``spec`` (``demo`` or ``demo:VARIANT``) names, among ``formats`` if given."""
+def select(spec: str = NAME, *, formats: tuple[str, ...] | None = None,
+           precision: str | None = None) -> PackagedModel:
+    """The packaged file ``spec`` (``demo`` or ``demo:VARIANT``) names, among ``formats`` if given;
+    ``precision``: the one to take when ``spec`` names none."""
     variant = spec[len(NAME) + 1:] if spec.startswith(NAME + ":") else ""
     wanted = set()
     for token in filter(None, variant.replace(",", "-").replace(":", "-").lower().split("-")):
@@ -100,6 +102,8 @@ def select(spec: str = NAME, *, formats: tuple[str, ...] | None = None) -> Packa
             raise EdgeGANError(f"--model {spec}: unknown variant {token!r} (choose from demo, demo:int8, demo:fp32, "
                                "demo:onnx, demo:tflite, demo:openvino, or a pair such as demo:tflite-int8)")
         wanted.add(_TOKENS[token])
+    if precision and not wanted & {"fp32", "int8"}:
+        wanted.add(precision)
     candidates = [m for m in packaged_models()
                   if not (wanted - {m.format, m.precision}) and (formats is None or m.format in formats)]
     if not candidates:
@@ -138,8 +142,10 @@ def verified(model: PackagedModel) -> PackagedModel:
     return model
 
 
-def resolve_model(spec: str | os.PathLike[str], *, formats: tuple[str, ...] | None = None) -> Path:
-    """The file to open for a ``--model`` value: the packaged one for ``demo[:VARIANT]``, else ``spec`` itself."""
+def resolve_model(spec: str | os.PathLike[str], *, formats: tuple[str, ...] | None = None,
+                  precision: str | None = None) -> Path:
+    """The file to open for a ``--model`` value: the packaged one for ``demo[:VARIANT]`` (see :func:`select`),
+    else ``spec`` itself."""
     if is_packaged(spec):
-        return select(str(spec), formats=formats).path
+        return select(str(spec), formats=formats, precision=precision).path
     return Path(spec)

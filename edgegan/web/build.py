@@ -76,7 +76,8 @@ def build_site(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
     Args:
         model: an ``.onnx`` file carrying EdgeGAN metadata (``edgegan export`` writes them), or ``demo[:VARIANT]``:
-            the packaged demo model's ONNX file.
+            the packaged demo model's ONNX file (fp32 unless named: onnxruntime-web's WASM kernels run the
+            fp32 student several times faster than its INT8 QDQ graph, benchmarks/web.py).
         out: the site folder; an existing one must be empty or a site written by this function.
         ort_dist: the onnxruntime-web package (or its ``dist/``) to copy from [the ``npm ci`` install].
         face_detector: ship the face detector when it is installed (else: the manual face box only).
@@ -91,7 +92,7 @@ def build_site(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
     from edgegan.runtime.metadata_io import read_model_info
     from edgegan.runtime.packaged import resolve_model
 
-    model, out = resolve_model(model, formats=("onnx",)), Path(out)
+    model, out = resolve_model(model, formats=("onnx",), precision="fp32"), Path(out)
     if model.suffix.lower() != ".onnx":
         raise EdgeGANError(f"--model {model}: the web demo runs ONNX models (.onnx from edgegan export), "
                            f"not {model.suffix or 'a file without suffix'}")
