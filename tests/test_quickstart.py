@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from click.testing import CliRunner
 
 from edgegan import quickstart
 from edgegan.cli import main
+from tests.conftest import edgegan_cmd
 
 
 @pytest.fixture
@@ -46,3 +48,32 @@ def test_quickstart_runs_every_stage_then_skips_what_is_done(tiny_quickstart, tm
     # every figure is printed next to its target, with a verdict
     assert "scorecard" in first.output and "over identity (target +3)" in first.output
     assert "vs its teacher (target 28)" in first.output and "below fp32 (target <= 0.5)" in first.output
+
+
+def test_profiles_are_checked_before_any_work(tmp_path):
+    from tests.conftest import assert_one_line_error
+
+    res = CliRunner().invoke(main, ["quickstart", "--profile", "huge", "--out", str(tmp_path / "q")])
+    assert res.exit_code == 2 and "--profile huge: unknown (choose from quick, demo-model)" in res.output
+    assert not (tmp_path / "q").exists()
+    # another profile's data in the same --out is refused, not silently reused
+    data = tmp_path / "q" / "data"
+    data.mkdir(parents=True)
+    (data / "SOURCES.json").write_text(json.dumps({"parameters": quickstart.PROFILES["quick"].data}))
+    proc = subprocess.run(edgegan_cmd() + ["quickstart", "--profile", "demo-model", "--out", str(tmp_path / "q")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert_one_line_error(proc.returncode, proc.stderr.strip(), str(data), "the demo-model profile needs")
+    assert not (tmp_path / "q" / "teacher").exists()
+
+
+def test_demo_model_profile_is_the_packaged_models_recipe():
+    """The packaged model's manifest was written from a run of this profile (scripts/train_demo_model.sh)."""
+    from edgegan.runtime.packaged import read_manifest
+
+    prof, trained = quickstart.PROFILES["demo-model"], read_manifest()["training"]
+    assert {k: trained["data"][k] for k in prof.data} == prof.data
+    assert {k: trained["teacher"][k] for k in ("preset", "size", "ngf", "ndf", "n_res", "iters")} == \
+        {k: prof.teacher[k] for k in ("preset", "size", "ngf", "ndf", "n_res", "iters")}
+    assert trained["teacher"]["iterations"] == prof.teacher["iters"]
+    assert trained["student"]["iterations"] == prof.student["iters"]
+    assert set(prof.int8_targets) == {"onnx", "tflite", "openvino"}

