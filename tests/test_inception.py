@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 from edgegan.errors import EdgeGANError
 from edgegan.eval import inception
 from edgegan.eval.metrics import fid_from_features, kid_from_features, kid_subset_size
-
 
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,6 @@ if importlib.util.find_spec("face_recognition_models") is None:
 from edgegan.data.prepare import FACE_TEMPLATE_5, FaceAligner, prepare_faces, similarity_transform
 
 
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     from skimage import data
@@ -133,7 +132,7 @@ def test_whiten_background(photos, tmp_path):
 
 
 def test_whiten_without_the_model_says_what_is_missing(photos, tmp_path, monkeypatch):
-    import edgegan.runtime.faces as faces
+    from edgegan.runtime import faces
 
     monkeypatch.setattr(faces, "FACE_MODELS", tmp_path / "nowhere")
     with pytest.raises(EdgeGANError, match=r"selfie_segmentation.tflite: missing from the install; reinstall"):
