@@ -613,15 +613,53 @@ def test_demo_bad_inputs(models, clip, tmp_path):
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))  # nothing half-written
 
 
-def test_broken_frame_mid_run_leaves_no_output(models, tmp_path):
+def test_unreadable_files_in_a_folder_are_skipped_with_a_summary(models, tmp_path, caplog):
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "a.png"), astronaut_bgr())
     (photos / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    cv2.imwrite(str(photos / "c.jpg"), astronaut_bgr())
+    code, out, err = cli("demo", "--model", models["onnx"], "--source", photos, "--headless", "--output",
+                         tmp_path / "cartoons")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "cartoons").iterdir()) == ["a.png", "c.png"]
+    assert "skipped" in caplog.text and "b.png" in caplog.text
+    assert "processed 2, skipped 1 unreadable file(s)" in out
+    caplog.clear()
+    # nothing readable at all: one-line error, nothing written
+    (photos / "a.png").write_bytes(b"not a png")
+    (photos / "c.jpg").write_bytes(b"")
     code, _, err = cli("demo", "--model", models["onnx"], "--source", photos, "--headless", "--output",
                        tmp_path / "out.mp4")
-    assert_one_line_error(code, err, "b.png")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    assert_one_line_error(code, err, "none of its 3 files could be read")
+    assert caplog.text.count("skipped") == 3, caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoons", "photos"]
+
+
+def test_a_still_gif_is_an_image_and_an_animated_one_a_video(models, tmp_path):
+    from PIL import Image
+
+    rgb = astronaut_bgr()[:, :, ::-1]
+    Image.fromarray(rgb).save(tmp_path / "still.gif")
+    code, _, err = cli("demo", "--model", models["onnx"], "--source", tmp_path / "still.gif", "--headless",
+                       "--output", tmp_path / "still.png")
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "still.png")).shape == (512, 512, 3)
+    frames = [Image.fromarray(np.roll(rgb, 8 * i, axis=1)) for i in range(3)]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    code, _, err = cli("demo", "--model", models["onnx"], "--source", tmp_path / "moving.gif", "--headless",
+                       "--output", tmp_path / "moving.mp4")
+    assert code == 0, err
+    assert count_frames(tmp_path / "moving.mp4")[0] == 3
+
+
+def test_no_face_is_said(models, tmp_path, caplog):
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 180, np.uint8))
+    code, out, err = cli("demo", "--model", models["onnx"], "--source", blank, "--headless", "--output",
+                         tmp_path / "out.png")
+    assert code == 0, err
+    assert "faces: 0 cartoonized, in 0 of 1 frames" in out and "no face found" in caplog.text
 
 
 def test_bench_cli(models, int8_model, tmp_path):

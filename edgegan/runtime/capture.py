@@ -7,6 +7,7 @@ backlog; from a file it hands over every frame in order (an output video keeps t
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -18,7 +19,9 @@ import cv2
 import numpy as np
 
 from edgegan.data.images import IMAGE_SUFFIXES, list_images, load_rgb
-from edgegan.errors import EdgeGANError
+from edgegan.errors import EdgeGANError, ImageError
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".gif"})
 _STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -43,6 +46,7 @@ class FrameSource:
         self._error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=1 if live else 4)
         self._thread: threading.Thread | None = None
+        self.skipped: list[str] = []  # one line per input that could not be read (a batch goes on without it)
 
     # subclasses: one frame (BGR) or None at the end; raise EdgeGANError for unreadable input
     def _read(self) -> tuple[np.ndarray, str] | None:
@@ -179,13 +183,28 @@ class ImageSource(FrameSource):
             self._first = None
 
     def _read(self):
-        if self._next >= len(self._files):
-            return None
-        path = self._files[self._next]
-        rgb = self._first if self._next == 0 and self._first is not None else load_rgb(path)
-        self._first = None
-        self._next += 1
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), path.stem
+        while self._next < len(self._files):
+            path = self._files[self._next]
+            self._next += 1
+            try:
+                rgb = self._first if self._first is not None else load_rgb(path)
+            except ImageError as err:  # one bad photo in a folder: warn, go on, count it
+                log.warning("skipped %s", err)
+                self.skipped.append(str(err))
+                continue
+            self._first = None
+            return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), path.stem
+        return None
+
+
+def _gif_frames(path: Path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except (OSError, ValueError, SyntaxError) as err:
+        raise EdgeGANError(f"--source {path}: not a readable GIF ({err})") from err
 
 
 def open_source(source: str | int | os.PathLike[str]) -> FrameSource:
@@ -200,8 +219,8 @@ def open_source(source: str | int | os.PathLike[str]) -> FrameSource:
         raise EdgeGANError(f"--source {text}: no such file or folder (a camera is a number, e.g. 0)")
     if path.is_dir():
         return ImageSource(list_images(path, role=f"--source {text}"), label=text)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource([path], label=text)
+    if path.suffix.lower() in IMAGE_SUFFIXES or (path.suffix.lower() == ".gif" and _gif_frames(path) == 1):
+        return ImageSource([path], label=text)  # a still GIF is an image; an animated one plays as a video
     if path.stat().st_size == 0:
         raise EdgeGANError(f"--source {text}: empty file (0 bytes)")
     return VideoSource(str(path), label=text, live=False)

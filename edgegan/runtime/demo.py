@@ -151,10 +151,13 @@ class RunStats:
     faces: int = 0
     seconds: float = 0.0
     totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(StageTimes.names(), 0.0))
+    skipped: list[str] = field(default_factory=list)  # unreadable inputs of a batch, one line each
+    frames_with_faces: int = 0
 
     def add(self, times: StageTimes, n_faces: int) -> None:
         self.frames += 1
         self.faces += n_faces
+        self.frames_with_faces += n_faces > 0
         for k, v in times.as_dict().items():
             self.totals[k] += v
 
@@ -167,7 +170,11 @@ class RunStats:
 
     def format(self) -> str:
         stages = " ".join(f"{k} {v:.2f}" for k, v in self.stage_ms().items())
-        return f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} fps; per frame ms: {stages}"
+        lines = [f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} fps; per frame ms: {stages}",
+                 f"faces: {self.faces} cartoonized, in {self.frames_with_faces} of {self.frames} frames"]
+        if self.skipped:
+            lines.append(f"processed {self.frames}, skipped {len(self.skipped)} unreadable file(s) (warnings above)")
+        return "\n".join(lines)
 
 
 def draw_overlay(image: np.ndarray, fps: float, times: StageTimes, mode: str) -> np.ndarray:
@@ -245,6 +252,13 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
             except KeyboardInterrupt:
                 log.info("interrupted: keeping the %d frames processed", stats.frames)
             stats.seconds = time.perf_counter() - start
+            stats.skipped = list(frames.skipped)
+        if stats.frames == 0 and stats.skipped:
+            raise EdgeGANError(f"--source {source}: none of its {len(stats.skipped)} files could be read "
+                               f"(first: {stats.skipped[0]})")
+        if stats.frames and not stats.faces and cartoonizer.mode != "full":
+            log.warning("no face found in %d frame(s): the output is the input (try --mode full, or a larger face)",
+                        stats.frames)
         if sink is not None:
             written = sink.finish()
     except BaseException:
