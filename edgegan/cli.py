@@ -379,17 +379,23 @@ def _runtime_options(f):
               help="Where the s key saves snapshots.")
 @click.option("--backend", default="auto", show_default=True, help="auto (from the suffix), onnxruntime, litert, "
               "coreml or openvino.")
+@click.option("--max-faces", type=int, default=None, help="Faces cartoonized per frame, largest first [every face in "
+              "a photo, 4 per video frame].")
+@click.option("--min-face", type=int, default=24, show_default=True,
+              help="Faces narrower than this many pixels are left as they are.")
 @_runtime_options
 def demo(model: str, source: str, headless: bool, output: str | None, max_frames: int | None, detect_every: int,
-         overlay: bool | None, snapshot_dir: Path, backend: str, provider: str | None, delegate: str | None,
-         device: str | None, precision_hint: str | None, threads: int | None, detector: str, mode: str) -> None:
+         overlay: bool | None, snapshot_dir: Path, backend: str, max_faces: int | None, min_face: int,
+         provider: str | None, delegate: str | None, device: str | None, precision_hint: str | None,
+         threads: int | None, detector: str, mode: str) -> None:
     """Cartoonize a camera, video or images in real time (keys: q quit, s snapshot, m mode)."""
     from edgegan.runtime.demo import run_demo
 
     stats, written = run_demo(model, source, headless=headless, output=output, mode=mode, backend=backend,
                               detector=detector, threads=threads, provider=provider, delegate=delegate,
                               detect_every=detect_every, max_frames=max_frames, overlay=overlay,
-                              snapshot_dir=snapshot_dir, device=device, precision_hint=precision_hint)
+                              snapshot_dir=snapshot_dir, device=device, precision_hint=precision_hint,
+                              max_faces=max_faces, min_face=min_face)
     click.echo(stats.format())
     if written:
         click.echo(f"output: {written}")

@@ -702,3 +702,42 @@ def test_tiny_faces_are_skipped_and_faces_capped(models):
     assert iou_matrix(np.array([result.faces[0].box]), ASTRO_FACE[None])[0, 0] > 0.9
     assert not changed(result.image, frame)[:30, :30].any()
     assert not changed(result.image, frame)[330, 330]
+
+
+def test_group_photo_small_faces_are_all_searched_in_a_still_but_capped_in_video(tmp_path):
+    """30 faces of 25-40 px in a 1024x741 photo: the frame shrunk to BlazeFace's input finds ~none, the
+    still-image search (tiles at the model's own resolution, one merged NMS) finds them (target: >= 80 %)."""
+    from edgegan.runtime import load
+    from edgegan.runtime.clip import group_photo
+
+    photo, truth = group_photo(n_faces=30, face_px=(25, 40), seed=0)
+    cartoonizer = load("demo", threads=1)
+    still = cartoonizer.process_frame(photo, still=True).faces
+    boxes = np.array([f.box for f in still]).reshape(-1, 4)
+    found = iou_matrix(truth, boxes).max(axis=1) > 0.3
+    assert found.mean() >= 0.8, found.mean()
+    assert (iou_matrix(boxes, truth).max(axis=1) > 0.3).all()  # every face cartoonized is a real one
+    assert len(cartoonizer.process_frame(photo).faces) <= 4  # live video keeps its frame rate
+    five = load("demo", threads=1, max_faces=5)
+    assert len(five.process_frame(photo, still=True).faces) == 5
+    # the CLI prints the count for a photo
+    cv2.imwrite(str(tmp_path / "group.png"), photo)
+    code, out, err = cli("demo", "--source", tmp_path / "group.png", "--headless", "--output", tmp_path / "o.png",
+                         "--threads", "1")
+    assert code == 0, err
+    assert f"faces: {len(still)} cartoonized, in 1 of 1 frames" in out
+    code, _, err = cli("demo", "--source", tmp_path / "group.png", "--headless", "--output", tmp_path / "o.png",
+                       "--max-faces", "0")
+    assert_one_line_error(code, err, "--max-faces 0: must be at least 1")
+
+
+def test_tiles_cover_the_frame_with_a_third_of_overlap():
+    from edgegan.runtime.faces import tiles
+
+    boxes = tiles(741, 1024, 192)
+    covered = np.zeros((741, 1024), bool)
+    for x0, y0, x1, y1 in boxes:
+        assert x1 - x0 == 192 and y1 - y0 == 192
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert tiles(100, 150, 192) == [(0, 0, 150, 100)]

@@ -25,7 +25,7 @@ __all__ = ["BACKENDS", "DETECTORS", "MODES", "Backend", "Cartoonizer", "Face", "
 
 def load(path: str | os.PathLike[str], backend: str | None = None, *, mode: str = "face",
          detector: str = "auto", threads: int | None = None, provider: str | None = None,
-         delegate: str | None = None, detect_every: int = 3, crop_scale: float = 1.8, max_faces: int = 4,
+         delegate: str | None = None, detect_every: int = 3, crop_scale: float = 1.8, max_faces: int | None = None,
          min_face: int = 24, device: str | None = None, precision_hint: str | None = None) -> Cartoonizer:
     """Load an exported model and the face pipeline around it.
 
@@ -41,7 +41,8 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, mode: str 
         delegate: LiteRT external delegate library path (GPU/NPU).
         detect_every: run the detector every N video frames and track in between.
         crop_scale: face crop side / detected face box side.
-        max_faces: faces cartoonized per frame, largest first.
+        max_faces: faces cartoonized per frame, largest first (default: every face in a still image, 4 per video
+            frame).
         min_face: faces smaller than this many pixels are left unchanged.
         device, precision_hint: OpenVINO's device ("auto", "cpu", "gpu", "npu") and inference precision.
     """

@@ -92,3 +92,46 @@ def write_clip(path: str | os.PathLike[str], n: int = 90, size: tuple[int, int] 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def group_photo(n_faces: int = 30, face_px: tuple[int, int] = (25, 40), size: tuple[int, int] = (1024, 741),
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic group photo: the clip's face, ``n_faces`` times at ``face_px`` sizes, mirrored and re-lit
+    at random, on a grid with jitter over a smooth backdrop. Returns (BGR image of ``size`` (width, height),
+    (n_faces, 4) true face boxes): ground truth for measuring how many small faces the still-image search
+    finds (``benchmarks/runtime.py``)."""
+    rng = np.random.default_rng(seed)
+    photo = face_photo()
+    pw = photo.shape[1]
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    backdrop = np.stack([120 + 50 * np.sin(xx / 97 + c) * np.cos(yy / 131 - c) for c in (0.0, 1.1, 2.3)], axis=2)
+    image = np.clip(backdrop + rng.normal(0, 6, backdrop.shape), 0, 255)
+    cols = math.ceil(math.sqrt(n_faces * w / h))
+    rows = math.ceil(n_faces / cols)
+    cw, ch = w / cols, h / rows
+    boxes = []
+    for k in range(n_faces):
+        mirrored = rng.random() < 0.5
+        src = np.ascontiguousarray(photo[:, ::-1]) if mirrored else photo
+        fx0, fy0, fx1, fy1 = FACE_BOX
+        if mirrored:
+            fx0, fx1 = pw - 1 - fx1, pw - 1 - fx0
+        fw_, fh_ = fx1 - fx0, fy1 - fy0
+        # a head-and-shoulders cut-out around the face: hair above, shoulders below
+        hx0, hy0, hx1, hy1 = fx0 - 0.7 * fw_, fy0 - 0.8 * fh_, fx1 + 0.7 * fw_, fy1 + 0.9 * fh_
+        face = rng.uniform(*face_px)
+        s = face / fw_
+        hw, hh = (hx1 - hx0) * s, (hy1 - hy0) * s
+        r, c = divmod(k, cols)
+        x = c * cw + rng.uniform(0, max(1.0, cw - hw))
+        y = r * ch + rng.uniform(0, max(1.0, ch - hh))
+        m = np.array([[s, 0, x - hx0 * s], [0, s, y - hy0 * s]], np.float32)
+        warped = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        mask = np.zeros((h, w), np.float32)
+        cv2.ellipse(mask, (round(x + hw / 2), round(y + hh / 2)), (round(hw / 2), round(hh / 2)), 0, 0, 360, 1.0, -1,
+                    cv2.LINE_AA)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, face / 12))[..., None]
+        image = image * (1 - mask) + np.clip(warped * rng.uniform(0.75, 1.2), 0, 255) * mask
+        boxes.append([x + (fx0 - hx0) * s, y + (fy0 - hy0) * s, x + (fx1 - hx0) * s, y + (fy1 - hy0) * s])
+    return image.astype(np.uint8), np.array(boxes, np.float64)

@@ -208,7 +208,8 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
              provider: str | None = None, delegate: str | None = None, detect_every: int = 3,
              max_frames: int | None = None, overlay: bool | None = None, snapshot_dir: str | os.PathLike[str] = ".",
              progress_every: float = 5.0, device: str | None = None,
-             precision_hint: str | None = None) -> tuple[RunStats, Path | None]:
+             precision_hint: str | None = None, max_faces: int | None = None,
+             min_face: int = 24) -> tuple[RunStats, Path | None]:
     """Run ``model`` on ``source``; returns the run's statistics and the written output (or None)."""
     from edgegan.runtime import load
 
@@ -223,7 +224,7 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
             sink = open_sink(output, frames) if output else None
             cartoonizer = load(model, backend, mode=mode, detector=detector, threads=threads, provider=provider,
                                delegate=delegate, detect_every=detect_every, device=device,
-                               precision_hint=precision_hint)
+                               precision_hint=precision_hint, max_faces=max_faces, min_face=min_face)
             log.info("model %s on %s; detector %s", cartoonizer.backend.path.name, cartoonizer.backend.label,
                      getattr(cartoonizer.detector, "name", "none"))
             if not headless:
@@ -232,8 +233,9 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
             start = last = last_log = time.perf_counter()
             fps = 0.0
             try:
+                still = frames.kind == "images"  # photos: searched for every face, small ones too
                 for frame in frames:
-                    result = cartoonizer.process_frame(frame.image)
+                    result = cartoonizer.process_frame(frame.image, still=still)
                     result.times.capture = frame.capture_ms
                     stats.add(result.times, len(result.faces))
                     now = time.perf_counter()

@@ -118,6 +118,80 @@ class BlazeFace:
         boxes *= np.float32(self.size / scale)  # normalised letterbox -> frame pixels
         return [Face(tuple(float(v) for v in b), float(s)) for b, s in weighted_nms(boxes, scores, self.iou)]
 
+    def search(self, frame_bgr: np.ndarray, *, min_face: int = 0) -> list[Face]:
+        """Every face in a still image, small ones included (see ``search_tiles``)."""
+        whole = [(np.array(f.box, np.float32), f.score) for f in self(frame_bgr)]
+        return merge_faces(whole + search_tiles(self, frame_bgr, min_face=min_face))
+
+
+# ------------------------------------------------------------------------------ photo search
+# Still images are searched at a resolution that finds small faces, not only the frame shrunk to the model's
+# input (BlazeFace full range sees 192 px: a 30 px face in a 1024 px group photo becomes 6 px, below what it
+# detects). Levels of square tiles, from TILE_SIDE px (the full-range model's own input: pixels 1:1) doubling
+# up to the frame, each tile overlapping its neighbours by a third, so a face up to a third of a tile is whole
+# in at least one; then one merged NMS. A level whose largest whole face (a third of its side) is under
+# --min-face is skipped. On the 1024x741 group photo of clip.group_photo: 30 of 30 faces of 25-40 px at 192,
+# 29 at 256, 10 at 384 (benchmarks/runtime.py).
+TILE_SIDE = 192
+_EDGE_PX = 2  # a detection touching an inner tile edge is a cut face, found whole by a neighbouring tile
+
+
+def tiles(height: int, width: int, side: int) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) squares of ``side`` (clipped to the frame) covering it with a third of overlap."""
+    stride = max(1, side * 2 // 3)
+
+    def starts(n: int) -> list[int]:
+        if n <= side:
+            return [0]
+        return [*range(0, n - side, stride), n - side]
+
+    return [(x, y, min(x + side, width), min(y + side, height)) for y in starts(height) for x in starts(width)]
+
+
+def search_tiles(model, frame_bgr: np.ndarray, *, min_face: int = 0,
+                 tile_side: int = TILE_SIDE) -> list[tuple[np.ndarray, float]]:
+    """(box, score) of every face ``model`` finds in the tiles of each level, in frame pixels."""
+    fh, fw = frame_bgr.shape[:2]
+    found = []
+    side = tile_side
+    while side / 3 < min_face:
+        side *= 2
+    while side < max(fh, fw):
+        for x0, y0, x1, y1 in tiles(fh, fw, side):
+            for f in model(frame_bgr[y0:y1, x0:x1]):
+                bx0, by0, bx1, by1 = f.box
+                inner_cut = ((bx0 <= _EDGE_PX and x0 > 0) or (by0 <= _EDGE_PX and y0 > 0)
+                             or (bx1 >= x1 - x0 - _EDGE_PX and x1 < fw) or (by1 >= y1 - y0 - _EDGE_PX and y1 < fh))
+                if not inner_cut:
+                    found.append((np.array([bx0 + x0, by0 + y0, bx1 + x0, by1 + y0], np.float32), f.score))
+        side *= 2
+    return found
+
+
+def merge_faces(found: list[tuple[np.ndarray, float]], iou: float = 0.3) -> list[Face]:
+    """One face per cluster of overlapping detections from every tile and level (weighted NMS)."""
+    if not found:
+        return []
+    boxes = np.stack([b for b, _ in found]).astype(np.float32)
+    scores = np.array([s for _, s in found], np.float32)
+    merged = weighted_nms(boxes, scores, iou)
+    # a small box inside a larger one is the same face seen at a coarser level: keep the larger
+    keep = []
+    for i, (b, s) in enumerate(merged):
+        inside = any(j != i and _contains(m, b) for j, (m, _) in enumerate(merged))
+        if not inside:
+            keep.append(Face(tuple(float(v) for v in b), s))
+    return keep
+
+
+def _contains(outer: np.ndarray, inner: np.ndarray) -> bool:
+    ix0, iy0 = max(outer[0], inner[0]), max(outer[1], inner[1])
+    ix1, iy1 = min(outer[2], inner[2]), min(outer[3], inner[3])
+    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    outer_area = (outer[2] - outer[0]) * (outer[3] - outer[1])
+    return area > 0 and inter / area > 0.8 and outer_area > 1.5 * area
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) intersection-over-union of two (N, 4) box arrays."""
@@ -168,8 +242,15 @@ class HaarCascade:
         self.name = "haar"
 
     def __call__(self, frame_bgr: np.ndarray) -> list[Face]:
+        return self._detect(frame_bgr, self.work_side)
+
+    def search(self, frame_bgr: np.ndarray, *, min_face: int = 0) -> list[Face]:
+        """A still image at up to 1600 px (the cascade scans every scale itself)."""
+        return self._detect(frame_bgr, max(self.work_side, 1600))
+
+    def _detect(self, frame_bgr: np.ndarray, work_side: int) -> list[Face]:
         fh, fw = frame_bgr.shape[:2]
-        scale = min(1.0, self.work_side / max(fh, fw))
+        scale = min(1.0, work_side / max(fh, fw))
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         if scale < 1.0:
             grey = cv2.resize(grey, (max(1, round(fw * scale)), max(1, round(fh * scale))),
@@ -201,6 +282,12 @@ class FallbackDetector:
                     self.models.reverse()
                 return faces
         return []
+
+    def search(self, frame_bgr: np.ndarray, *, min_face: int = 0) -> list[Face]:
+        """A still image: both models on the whole frame, the full-range one on every tile, one merged NMS."""
+        found = [(np.array(f.box, np.float32), f.score) for m in self.models for f in m(frame_bgr)]
+        full = next((m for m in self.models if m.name == "blazeface-full"), self.models[-1])
+        return merge_faces(found + search_tiles(full, frame_bgr, min_face=min_face))
 
 
 # Score thresholds, measured on real faces (benchmarks/runtime.py): the short-range model at MediaPipe's 0.5

@@ -22,6 +22,7 @@ from edgegan.runtime.faces import Face, FaceTracker, crop_square, extract, feath
 from edgegan.runtime.metadata import ModelInfo
 
 MODES = ("face", "side", "full")
+LIVE_MAX_FACES = 4  # video: the largest few faces keep the frame rate; a still image gets every face found
 _MASK_SIDE = 256  # the feather mask is drawn once at this side and resized per face
 
 
@@ -71,20 +72,24 @@ class Cartoonizer:
     """An exported model plus the face pipeline around it. Create with :func:`edgegan.runtime.load`."""
 
     def __init__(self, backend: Backend, detector=None, *, mode: str = "face", crop_scale: float = 1.8,
-                 max_faces: int = 4, min_face: int = 24, detect_every: int = 3):
+                 max_faces: int | None = None, min_face: int = 24, detect_every: int = 3):
         if mode not in MODES:
             raise EdgeGANError(f"--mode {mode}: choose from {', '.join(MODES)}")
         if detect_every < 1:
             raise EdgeGANError(f"--detect-every {detect_every}: must be at least 1")
         if crop_scale <= 0:
             raise EdgeGANError(f"--crop-scale {crop_scale}: must be positive")
+        if max_faces is not None and max_faces < 1:
+            raise EdgeGANError(f"--max-faces {max_faces}: must be at least 1")
+        if min_face < 0:
+            raise EdgeGANError(f"--min-face {min_face}: must be 0 or more")
         if detector is None and mode != "full":
             raise EdgeGANError(f"--mode {mode}: needs a face detector (use --mode full with --detector none)")
         self.backend = backend
         self.detector = detector
         self.mode = mode
         self.crop_scale = crop_scale
-        self.max_faces = max_faces
+        self.max_faces = max_faces  # None: all in a still image, LIVE_MAX_FACES per video frame
         self.min_face = min_face  # faces smaller than this (pixels) are left as they are: too few pixels to restyle
         self.tracker = FaceTracker(detector, detect_every=detect_every) if detector is not None else None
         self._mask = feather_mask(_MASK_SIDE)
@@ -117,17 +122,21 @@ class Cartoonizer:
         out = self._render(frame, faces, times)
         return cv2.cvtColor(out, cv2.COLOR_BGR2RGB) if color == "RGB" else out
 
-    def process_frame(self, frame_bgr: np.ndarray) -> FrameResult:
-        """One video frame (BGR, as OpenCV reads it): faces tracked across calls; per-stage timings."""
+    def process_frame(self, frame_bgr: np.ndarray, *, still: bool = False) -> FrameResult:
+        """One frame (BGR, as OpenCV reads it) with per-stage timings. Video (default): faces tracked across
+        calls, the detector every few frames. ``still``: a photo of its own, searched for every face."""
         frame = as_bgr(frame_bgr, where="frame")
         times = StageTimes()
-        faces, detected = [], False
-        if self.mode != "full":
-            self._need_detector()
-            t = time.perf_counter()
-            faces, detected = self.tracker.update(frame)
-            times.detect = (time.perf_counter() - t) * 1e3
-        used = self._usable(faces)
+        if self.mode == "full":
+            return FrameResult(self._render(frame, [], times), [], times, False)
+        if still:
+            used = self._detect_still(frame, times)
+            return FrameResult(self._render(frame, used, times), used, times, True)
+        self._need_detector()
+        t = time.perf_counter()
+        faces, detected = self.tracker.update(frame)
+        times.detect = (time.perf_counter() - t) * 1e3
+        used = self._usable(faces, still=False)
         return FrameResult(self._render(frame, used, times), used, times, detected)
 
     def translate(self, rgb: np.ndarray) -> np.ndarray:
@@ -160,13 +169,15 @@ class Cartoonizer:
     def _detect_still(self, frame: np.ndarray, times: StageTimes) -> list[Face]:
         self._need_detector()
         t = time.perf_counter()
-        faces = self.detector(frame)
+        search = getattr(self.detector, "search", None)
+        faces = search(frame, min_face=self.min_face) if search else self.detector(frame)
         times.detect = (time.perf_counter() - t) * 1e3
-        return self._usable(faces)
+        return self._usable(faces, still=True)
 
-    def _usable(self, faces: list[Face]) -> list[Face]:
+    def _usable(self, faces: list[Face], *, still: bool) -> list[Face]:
         big = [f for f in faces if f.size >= self.min_face]
-        return sorted(big, key=lambda f: -f.size)[: self.max_faces]
+        cap = self.max_faces or (None if still else LIVE_MAX_FACES)
+        return sorted(big, key=lambda f: -f.size)[:cap]
 
     def _render(self, frame: np.ndarray, faces: list[Face], times: StageTimes) -> np.ndarray:
         if self.mode == "full":
