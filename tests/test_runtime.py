@@ -741,3 +741,13 @@ def test_tiles_cover_the_frame_with_a_third_of_overlap():
         covered[y0:y1, x0:x1] = True
     assert covered.all()
     assert tiles(100, 150, 192) == [(0, 0, 150, 100)]
+
+
+def test_bench_on_one_photo_times_the_photo_path(models, tmp_path):
+    cv2.imwrite(str(tmp_path / "photo.png"), astronaut_bgr())
+    code, out, err = cli("bench", "--model", models["onnx"], "--source", tmp_path / "photo.png", "--runs", "2",
+                         "--frames", "4", "--threads", "1")
+    assert code == 0, err
+    assert "4 frames, 1.00 faces/frame" in out, out
+    fps = float(out.split("faces/frame: ")[1].split(" fps")[0])
+    assert fps > 0
