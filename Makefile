@@ -22,6 +22,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	scripts/setup_web.sh  # npm packages + Chromium for the in-browser end-to-end test
+	scripts/setup_gui.sh  # Xvfb + xdotool for the window test
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed

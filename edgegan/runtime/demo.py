@@ -177,11 +177,14 @@ class RunStats:
         return "\n".join(lines)
 
 
-def draw_overlay(image: np.ndarray, fps: float, times: StageTimes, mode: str) -> np.ndarray:
-    """FPS, mode and per-stage milliseconds in the top-left corner (on a copy)."""
+def draw_overlay(image: np.ndarray, fps: float, times: StageTimes, mode: str, *, backend: str = "",
+                 faces: int | None = None) -> np.ndarray:
+    """FPS, mode, faces found, per-stage milliseconds and the backend in the top-left corner (on a copy)."""
     out = image.copy()
-    lines = [f"{fps:5.1f} fps  mode {mode}",
+    lines = [f"{fps:5.1f} fps  mode {mode}" + (f"  faces {faces}" if faces is not None else ""),
              " ".join(f"{k} {v:.1f}" for k, v in times.as_dict().items()) + " ms"]
+    if backend:
+        lines.append(backend)
     scale = max(0.4, min(out.shape[1], 1280) / 1400)
     y = 4
     for text in lines:
@@ -193,14 +196,31 @@ def draw_overlay(image: np.ndarray, fps: float, times: StageTimes, mode: str) ->
 
 
 # ------------------------------------------------------------------------------------ the loop
-def _open_window() -> None:
+@dataclass
+class _Window:
+    """The demo's OpenCV window, fitted to the frames it shows."""
+
+    size: tuple[int, int] = (0, 0)  # the frame size the window was last fitted to
+
+    def show(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if self.size != (w, h):  # first frame, or the mode changed the width: fit the window, at most 1600 px
+            fit = min(1.0, 1600 / w, 1000 / h)
+            cv2.resizeWindow(WINDOW, round(w * fit), round(h * fit))
+            self.size = (w, h)
+        cv2.imshow(WINDOW, image)
+
+
+def _open_window() -> _Window:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise EdgeGANError("no display ($DISPLAY is not set): run with --headless --output out.mp4")
     try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        # resizable, aspect kept, no Qt toolbar/status bar: the frame is all the window shows
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
     except cv2.error as err:
         raise EdgeGANError("this OpenCV has no window support (opencv-python-headless): run with --headless "
                            "--output out.mp4, or install opencv-python instead of opencv-python-headless") from err
+    return _Window()
 
 
 def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = False, output: str | None = None,
@@ -218,7 +238,7 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
     if max_frames is not None and max_frames < 1:
         raise EdgeGANError(f"--max-frames {max_frames}: must be at least 1")
     overlay = (not headless) if overlay is None else overlay
-    stats, sink, written, window, cartoonizer = RunStats(), None, None, False, None
+    stats, sink, written, window, cartoonizer = RunStats(), None, None, None, None
     try:
         with open_source(source) as frames:  # first: a missing camera fails before the model loads
             sink = open_sink(output, frames) if output else None
@@ -228,25 +248,35 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
             log.info("model %s on %s; detector %s", cartoonizer.backend.path.name, cartoonizer.backend.label,
                      getattr(cartoonizer.detector, "name", "none"))
             if not headless:
-                _open_window()
-                window = True
+                window = _open_window()
             start = last = last_log = time.perf_counter()
             fps = 0.0
+            label = f"{cartoonizer.backend.path.name}: {cartoonizer.backend.label}"
+            # a window plays a video file at its own rate (a camera or stream paces itself) and keeps each
+            # photo on screen until a key
+            still = frames.kind == "images"  # photos: searched for every face, small ones too
+            pace = 1.0 / frames.fps if window is not None and frames.kind == "video" else 0.0
             try:
-                still = frames.kind == "images"  # photos: searched for every face, small ones too
                 for frame in frames:
-                    result = cartoonizer.process_frame(frame.image, still=still)
-                    result.times.capture = frame.capture_ms
+                    while True:
+                        result = cartoonizer.process_frame(frame.image, still=still)
+                        result.times.capture = frame.capture_ms
+                        now = time.perf_counter()
+                        fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1.0 / max(now - last, 1e-6)
+                        last = now
+                        shown = (draw_overlay(result.image, fps, result.times, cartoonizer.mode, backend=label,
+                                              faces=len(result.faces)) if overlay else result.image)
+                        if window is None:
+                            action = "next"
+                            break
+                        due = start + (stats.frames + 1) * pace if pace else 0.0
+                        action = _show(window, shown, result.image, cartoonizer, snapshot_dir, hold=still, until=due)
+                        if action != "again":  # m on a photo: the same photo again in the next mode
+                            break
                     stats.add(result.times, len(result.faces))
-                    now = time.perf_counter()
-                    fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if fps else 1.0 / max(now - last, 1e-6)
-                    last = now
-                    shown = draw_overlay(result.image, fps, result.times, cartoonizer.mode) if overlay else result.image
                     if sink is not None:
                         sink.write(shown, frame)
-                    if window and not _handle_window(shown, result.image, cartoonizer, snapshot_dir):
-                        break
-                    if max_frames and stats.frames >= max_frames:
+                    if action == "quit" or (max_frames and stats.frames >= max_frames):
                         break
                     if headless and now - last_log >= progress_every:
                         log.info("frame %d: %.1f fps", stats.frames, stats.frames / (now - start))
@@ -270,23 +300,34 @@ def run_demo(model: str | os.PathLike[str], source: str, *, headless: bool = Fal
     finally:
         if cartoonizer is not None:
             cartoonizer.close()
-        if window:
+        if window is not None:
             cv2.destroyAllWindows()
     return stats, written
 
 
-def _handle_window(shown: np.ndarray, clean: np.ndarray, cartoonizer, snapshot_dir) -> bool:
-    """Show a frame and act on keys; False when the user quits."""
-    cv2.imshow(WINDOW, shown)
-    key = cv2.waitKey(1) & 0xFF
-    if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-        return False
-    if key == ord("s"):
-        folder = Path(snapshot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"edgegan_{time.strftime('%Y%m%d_%H%M%S')}_{time.perf_counter_ns() % 1000:03d}.png"
-        save_png_atomic(path, clean[:, :, ::-1])
-        log.info("snapshot: %s", path)
-    elif key == ord("m"):
-        log.info("mode: %s", cartoonizer.next_mode())
-    return True
+def _show(window: _Window, shown: np.ndarray, clean: np.ndarray, cartoonizer, snapshot_dir, *,
+          hold: bool = False, until: float = 0.0) -> str:
+    """Show a frame and act on keys: "quit", "next", or "again" (a held photo switched mode). ``hold``: wait
+    for a key (q quits, s saves and keeps waiting, m changes mode, any other key goes on); else wait until
+    ``until`` (perf_counter seconds; a video's frame time), at least one event-loop turn."""
+    window.show(shown)
+    while True:
+        wait = 100 if hold else max(1, round((until - time.perf_counter()) * 1e3))
+        key = cv2.waitKey(wait) & 0xFF
+        if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1 or key in (ord("q"), 27):
+            return "quit"
+        if key == ord("s"):
+            folder = Path(snapshot_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"edgegan_{time.strftime('%Y%m%d_%H%M%S')}_{time.perf_counter_ns() % 1000:03d}.png"
+            save_png_atomic(path, clean[:, :, ::-1])
+            log.info("snapshot: %s", path)
+        elif key == ord("m"):
+            log.info("mode: %s", cartoonizer.next_mode())
+            if hold:
+                return "again"
+        elif hold and key != 0xFF:
+            return "next"
+        if not hold and (key != 0xFF or time.perf_counter() >= until):
+            return "next"
+
