@@ -1,6 +1,6 @@
 """``edgegan demo`` in a real X window: Xvfb (a real X server without a screen), keys sent with xdotool,
 screenshots with mss. scripts/setup_gui.sh installs Xvfb and xdotool (``make test`` runs it); without them these
-tests fail and say so, they never skip."""
+tests fail and say so, they never skip. ``EDGEGAN_ARTIFACTS=DIR`` keeps the window's screenshot in DIR."""
 
 from __future__ import annotations
 
@@ -102,7 +102,10 @@ def test_photo_stays_on_screen_keys_work_and_the_face_is_cartoonized(display, tm
     diff_photo = np.abs(view[face].astype(int) - photo[face]).mean()
     assert diff_cartoon < 6 and diff_cartoon < diff_photo / 2, (diff_cartoon, diff_photo)
     assert (view[5:20, 10:100].mean(axis=2) < 40).mean() > 0.3  # the overlay's dark box
-    cv2.imwrite(str(tmp_path / "window.png"), shot)
+    # the screenshot is kept: in $EDGEGAN_ARTIFACTS if set (the README's docs/demo_window.png comes from here)
+    artifacts = Path(os.environ.get("EDGEGAN_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(artifacts / "demo_window.png"), shot)
 
     xdotool(display, "key", "--window", window, "s")  # snapshot, and the photo stays
     deadline = time.monotonic() + 10
