@@ -59,6 +59,14 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
 
 
+def use_profile(name: str) -> None:
+    """Train and score at another quickstart profile's data and teacher sizes."""
+    global DEMO_DATA, TEACHER
+    from edgegan.quickstart import PROFILES
+
+    DEMO_DATA, TEACHER = PROFILES[name].data, PROFILES[name].teacher
+
+
 # ---------------------------------------------------------------- the references
 def train_paired(data: Path, out: Path, *, iters: int, every: int, batch: int, lr: float, seed: int) -> list[Path]:
     """The paired ceiling: the edgegan preset's generator, L1 to cartoonize(trainA).
@@ -277,6 +285,9 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=300, help="checkpoint (and score) interval")
     ap.add_argument("--jobs", type=int, default=2, help="recipes trained at once, one thread each")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default=None,
+                    help="data and teacher size of this edgegan quickstart profile [quick]; e.g. demo-model with "
+                         "--recipes '' measures the packaged model's paired ceiling")
     ap.add_argument("--plot", type=Path, help="write the curves as a PNG here")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--from-json", type=Path, help="re-print, re-plot and re-write from a saved --json, no training")
@@ -284,6 +295,8 @@ def main() -> None:
                     help="write the paired ceiling's and each recipe's scores per step here, for the quickstart's "
                          "scorecard (edgegan/data/demo_reference_scores.json)")
     args = ap.parse_args()
+    if args.profile:
+        use_profile(args.profile)
     ceiling_name = "paired ceiling (L1 on pairs)"
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
