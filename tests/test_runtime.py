@@ -615,6 +615,7 @@ def test_demo_bad_inputs(models, clip, tmp_path):
 
 
 def test_unreadable_files_in_a_folder_are_skipped_with_a_summary(models, tmp_path, caplog):
+    caplog.set_level(logging.INFO)  # exporters elsewhere in the session raise the root level
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "a.png"), astronaut_bgr())
@@ -655,6 +656,7 @@ def test_a_still_gif_is_an_image_and_an_animated_one_a_video(models, tmp_path):
 
 
 def test_no_face_is_said(models, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((240, 320, 3), 180, np.uint8))
     code, out, err = cli("demo", "--model", models["onnx"], "--source", blank, "--headless", "--output",
