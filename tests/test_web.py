@@ -114,7 +114,7 @@ def test_build_site_refuses_bad_input(models, tmp_path):
 
 def test_cli_web_errors_are_one_line(models, tmp_path):
     for args, expected in [(["--model", str(tmp_path / "nope.onnx")], "error: --model "),
-                           ([], "error: --model: required"),
+                           (["--model", "demo:tflite", "--out", str(tmp_path / "s")], "error: --model demo:tflite"),
                            (["--serve", "--out", str(tmp_path)], "error: --out ")]:
         proc = subprocess.run([*edgegan_cmd(), "web", *args], check=False, capture_output=True, text=True,
                               env=subprocess_env())
