@@ -22,7 +22,15 @@ class _Group(click.Group):
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; completed checkpoints are intact (continue with --resume)", err=True)
+            name = ctx.invoked_subcommand or ""
+            sub = self.commands.get(name)
+            resumable = sub is not None and any(p.name == "resume" for p in getattr(sub, "params", []))
+            if resumable:
+                click.echo("interrupted; completed checkpoints are intact (continue with --resume)", err=True)
+            elif name == "quickstart":
+                click.echo("interrupted; completed stages are kept (run the same command again to continue)", err=True)
+            else:
+                click.echo("interrupted (this command has no --resume: run it again)", err=True)
             sys.exit(130)
 
 

@@ -754,3 +754,14 @@ def test_bench_on_one_photo_times_the_photo_path(models, tmp_path):
     assert "4 frames, 1.00 faces/frame" in out, out
     fps = float(out.split("faces/frame: ")[1].split(" fps")[0])
     assert fps > 0
+
+
+def test_ctrl_c_hints_resume_only_where_there_is_one(monkeypatch):
+    import edgegan.runtime.bench as bench_module
+
+    monkeypatch.setattr(bench_module, "run_bench", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    result = CliRunner().invoke(main, ["bench"])
+    assert result.exit_code == 130 and "--resume" in result.stderr and "has no --resume" in result.stderr
+    from edgegan import cli as cli_module
+
+    assert any(p.name == "resume" for p in cli_module.main.commands["train"].params)
