@@ -24,7 +24,11 @@ cv2.imwrite(str(tmp / "group.png"), group_photo(n_faces=30, face_px=(25, 40), se
 PYEOF
 "$PY" -m edgegan.cli demo --model demo --source "$tmp/astronaut.png" --mode side --headless --output docs/demo_model.jpg
 "$PY" -m edgegan.cli demo --model demo --source "$tmp/group.png" --headless --output docs/demo_group.jpg
-"$PY" -m edgegan.cli data demo --out "$tmp/data" --size 128 --n-train 400 --n-test 24 --seed 0 >/dev/null
+# the demo data the packaged model was scored on, as its manifest records it
+data_args=$("$PY" -c "import json; from edgegan.runtime.packaged import read_manifest; \
+d = read_manifest()['training']['data']; print(' '.join(f'--{k.replace(\"_\", \"-\")} {d[k]}' for k in ('size', 'n_train', 'n_test', 'seed')))")
+# shellcheck disable=SC2086
+"$PY" -m edgegan.cli data demo --out "$tmp/data" $data_args >/dev/null
 "$PY" -m edgegan.cli eval --model demo --data "$tmp/data" --no-fid --out "$tmp/eval.json" --grid docs/demo_model_eval.png
 EDGEGAN_ARTIFACTS=docs "$PY" -m pytest -q tests/test_window.py -k photo_stays
 "$PY" benchmarks/web.py --runs 20 --screenshot docs/web_demo.png

@@ -44,6 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, default=ROOT / "runs" / "demo-model")
     ap.add_argument("--dest", type=Path, default=DEMO_DIR)
+    ap.add_argument("--ceiling", type=Path, default=None,
+                    help="benchmarks/convergence.py --profile demo-model --recipes '' --json FILE: the paired ceiling "
+                         "at the teacher's budget, recorded next to the scores")
     args = ap.parse_args()
 
     from edgegan.eval.evaluate import evaluate
@@ -125,6 +128,16 @@ def main() -> None:
         "files": files,
         "total_bytes": total,
     }
+    if args.ceiling:
+        saved = json.loads(args.ceiling.read_text())
+        if saved["data"] != data:
+            sys.exit(f"error: {args.ceiling} was measured on {saved['data']}, not this run's data {data}")
+        (ceiling_scores,) = [r["scores"] for r in saved["results"].values() if r.get("paired")]
+        last = ceiling_scores[max(ceiling_scores, key=int)]
+        manifest["scores"]["paired_ceiling"] = {**last, "iterations": int(max(ceiling_scores, key=int)),
+                                                "command": saved["command"], "measured": saved["measured"]}
+        gap = last["psnr"] - ident["psnr_mean"]
+        manifest["scores"]["teacher"]["gap_closed"] = (manifest["scores"]["teacher"]["psnr"] - ident["psnr_mean"]) / gap
     if "distribution" in teacher_eval:
         manifest["scores"]["teacher"]["kid_x100"] = teacher_eval["distribution"]["model"]["kid_x100_mean"]
         manifest["scores"]["identity"]["kid_x100"] = teacher_eval["distribution"]["identity_baseline"]["kid_x100_mean"]

@@ -67,11 +67,11 @@ def test_variants_pick_the_named_file(spec, fmt, precision):
 
 def test_plain_demo_is_the_fastest_runnable_int8(monkeypatch):
     monkeypatch.setattr(packaged.platform, "machine", lambda: "x86_64")
-    assert (packaged.select("demo").format, packaged.select("demo").precision) == ("openvino", "int8")
-    monkeypatch.setattr(packaged, "_installed", lambda fmt: fmt != "openvino")
     assert (packaged.select("demo").format, packaged.select("demo").precision) == ("onnx", "int8")
-    monkeypatch.setattr(packaged, "_installed", lambda fmt: fmt == "tflite")
-    assert packaged.select("demo").format == "tflite"
+    monkeypatch.setattr(packaged, "_installed", lambda fmt: fmt != "onnx")
+    assert (packaged.select("demo").format, packaged.select("demo").precision) == ("openvino", "int8")
+    monkeypatch.setattr(packaged.platform, "machine", lambda: "aarch64")
+    assert (packaged.select("demo").format, packaged.select("demo").precision) == ("tflite", "int8")
     monkeypatch.setattr(packaged, "_installed", lambda fmt: False)
     with pytest.raises(EdgeGANError, match="not installed"):
         packaged.select("demo")
