@@ -46,3 +46,32 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+# The start of a script for a fresh interpreter in which every torch import fails: the runtime must not need it.
+TORCH_FREE_PRELUDE = """
+import importlib.abc, sys
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch.") or name.startswith("torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+
+
+def run_cli(*arg_lists):
+    from edgegan.cli import main
+
+    for args in arg_lists:
+        try:
+            main(args, standalone_mode=False)
+        except SystemExit as exit:
+            assert not exit.code, (args, exit.code)
+
+
+def assert_torch_not_loaded():
+    loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+    assert not loaded, loaded
+"""

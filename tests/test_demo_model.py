@@ -13,7 +13,7 @@ import pytest
 
 from edgegan.errors import EdgeGANError
 from edgegan.runtime import packaged
-from tests.conftest import subprocess_env
+from tests.conftest import TORCH_FREE_PRELUDE, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = json.loads(packaged.MANIFEST.read_text())
@@ -111,18 +111,7 @@ def demo_data(tmp_path_factory) -> Path:
     return out
 
 
-SCRIPT = """
-import importlib.abc, json, sys
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-        return None
-
-sys.meta_path.insert(0, NoTorch())
-
-import cv2
+SCRIPT = TORCH_FREE_PRELUDE + """
 import numpy as np
 from edgegan.runtime import load
 from edgegan.runtime.clip import face_photo
@@ -135,19 +124,12 @@ for spec in ("demo", "demo:fp32", "demo:tflite", "demo:openvino-fp32"):
     assert changed[110:170, 200:260].mean() > 0.3, (spec, changed[110:170, 200:260].mean())
     assert changed[:8].mean() < 0.01 and changed[300:].mean() < 0.01, spec  # only the face is restyled
 
-from edgegan.cli import main
-runs = (["demo", "--source", PHOTO, "--headless", "--output", OUT, "--threads", "1"],  # --model demo by default
+run_cli(["demo", "--source", PHOTO, "--headless", "--output", OUT, "--threads", "1"],  # --model demo by default
         ["bench", "--runs", "2", "--frames", "3", "--threads", "1"],
         ["eval", "--model", "demo", "--data", DATA, "--out", REPORT],
         ["web", "--model", "demo", "--out", SITE])
-for args in runs:
-    try:
-        main(args, standalone_mode=False)
-    except SystemExit as exit:
-        assert not exit.code, (args, exit.code)
 
-loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
-assert not loaded, loaded
+assert_torch_not_loaded()
 print("DEMO-WITHOUT-TORCH-OK")
 """
 

@@ -12,7 +12,7 @@ import numpy as np
 from edgegan.runtime.clip import write_clip
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import embed_onnx
-from tests.conftest import subprocess_env
+from tests.conftest import TORCH_FREE_PRELUDE, subprocess_env
 
 SIZE = 64
 
@@ -37,17 +37,7 @@ def conv_tanh_onnx(path) -> None:
     onnx.save(embed_onnx(model, ModelInfo(model="conv-tanh", input_size=SIZE, precision="fp32")), str(path))
 
 
-SCRIPT = """
-import importlib.abc, sys
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch.") or name.startswith("torchvision"):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-        return None
-
-sys.meta_path.insert(0, NoTorch())
-
+SCRIPT = TORCH_FREE_PRELUDE + """
 import numpy as np
 from edgegan.runtime import load
 from edgegan.runtime.clip import face_photo
@@ -59,16 +49,9 @@ assert out.shape == photo.shape, out.shape
 assert (out != photo).any(axis=2)[90:170, 190:260].mean() > 0.9, "face not pasted back"
 assert cartoonizer.process_frame(photo).faces, "no face found"
 
-from edgegan.cli import main
-for args in (["demo", "--model", MODEL, "--source", CLIP, "--headless", "--output", OUT, "--threads", "1"],
-             ["bench", "--model", MODEL, "--runs", "3", "--frames", "4", "--threads", "1"]):
-    try:
-        main(args, standalone_mode=False)
-    except SystemExit as exit:
-        assert not exit.code, (args, exit.code)
-
-loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
-assert not loaded, loaded
+run_cli(["demo", "--model", MODEL, "--source", CLIP, "--headless", "--output", OUT, "--threads", "1"],
+        ["bench", "--model", MODEL, "--runs", "3", "--frames", "4", "--threads", "1"])
+assert_torch_not_loaded()
 print("RUNTIME-WITHOUT-TORCH-OK")
 """
 
