@@ -242,3 +242,24 @@ def test_profile_prints_params_gmacs_and_latency():
 def test_profile_unknown_model_is_one_line():
     code, err, _ = cli("profile", "mobile-x", "--runs", "1")
     assert_one_line_error(code, err, "mobile-x", "did you mean 'mobile-s'")
+
+
+def test_resume_from_another_directory_with_another_spelling(teacher, tiny_data, tmp_path, monkeypatch):
+    """Runs started with relative paths resume from anywhere; the same teacher spelt absolutely is accepted;
+    `train --resume` on a distill run names the right command."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(tiny_data)
+    (work / "teacher").symlink_to(teacher)
+    monkeypatch.chdir(work)
+    code, err, _ = cli(*distill_args(Path("teacher"), Path("data"), Path("run"), "--iters", "2", "--save-every", "1"))
+    assert code == 0, err
+    saved = json.loads((work / "run" / "config.json").read_text())
+    assert Path(saved["data"]).is_absolute() and Path(saved["teacher"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    code, err, _ = cli("distill", "--out", str(work / "run"), "--resume", "--iters", "3",
+                       "--teacher", str((work / "teacher").resolve()), "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert list_checkpoints(work / "run" / "checkpoints")[-1].name == "step_0000003"
+    code, err, _ = cli("train", "--out", str(work / "run"), "--resume", "--iters", "4")
+    assert_one_line_error(code, err, "is an `edgegan distill` run", "edgegan distill --resume")

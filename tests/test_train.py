@@ -106,3 +106,24 @@ def test_ddp_gloo_two_processes_ranks_agree(tiny_data, tmp_path):
     run_train(tiny_data, single, "--iters", "6", "--save-every", "6", "--sample-every", "0")
     wa, wb = final_weights(out), final_weights(single)
     assert any(not np.array_equal(wa[k], wb[k]) for k in wa if k.startswith("gen_a2b."))
+
+
+def test_resume_from_another_directory(tiny_data, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgegan.cli import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(tiny_data)
+    monkeypatch.chdir(work)
+    args = ["train", "--data", "data", "--out", "run", *TINY, "--save-every", "1", "--sample-every", "0",
+            "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--iters", "1"])
+    assert result.exit_code == 0, result.output
+    assert Path(json.loads((work / "run" / "config.json").read_text())["data"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--out", str(work / "run"), "--resume", "--iters", "2",
+                                       "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert list_checkpoints(work / "run" / "checkpoints")[-1].name == "step_0000002"

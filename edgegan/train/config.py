@@ -5,16 +5,27 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 from edgegan.errors import EdgeGANError
 
 
 class SavedConfig:
     """A run config that round-trips through the run's ``config.json`` (tuples are JSON lists there;
-    keys a newer or older version added are ignored)."""
+    keys a newer or older version added are ignored). Paths in ``PATH_FIELDS`` are saved resolved, so a
+    run resumes from any working directory."""
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ()
+    COMMAND: ClassVar[str] = ""  # the command that resumes such a run
+    MARKER: ClassVar[str] = ""  # a key only this kind of run's config.json has
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        for k in self.PATH_FIELDS:
+            if d.get(k):
+                d[k] = str(Path(d[k]).expanduser().resolve())
+        return d
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -30,7 +41,6 @@ def saved_run_config(cls, out: str, overrides: dict, arch_fields: tuple[str, ...
     """The config saved in ``out/config.json`` (None if there is none), after checking that ``overrides``
     change none of ``arch_fields``: a run only resumes with the networks it was ``verb`` with."""
     import json
-    from pathlib import Path
 
     from edgegan.errors import CheckpointError
 
@@ -38,11 +48,23 @@ def saved_run_config(cls, out: str, overrides: dict, arch_fields: tuple[str, ...
     if not saved.is_file():
         return None
     try:
-        base = cls.from_dict(json.loads(saved.read_text()))
+        raw = json.loads(saved.read_text())
+        base = cls.from_dict(raw)
     except (json.JSONDecodeError, TypeError) as err:
         raise CheckpointError(f"{saved}: unreadable run config ({err})") from err
+    if cls.MARKER and cls.MARKER not in raw:
+        other = next((c for c in SavedConfig.__subclasses__() if c.MARKER and c.MARKER in raw), None)
+        what = f"an `edgegan {other.COMMAND}` run: resume it with `edgegan {other.COMMAND} --resume`" if other else \
+            "not a run this command wrote"
+        raise CheckpointError(f"--resume: {out} is {what}")
+
+    def same(key, a, b) -> bool:  # paths: the same file however spelt (a relative one from an older run: from here)
+        if key in cls.PATH_FIELDS and a and b:
+            return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+        return a == b
+
     for key in arch_fields:
-        if key in overrides and overrides[key] != getattr(base, key):
+        if key in overrides and not same(key, overrides[key], getattr(base, key)):
             flag = "--" + key.replace("_", "-")
             raise CheckpointError(f"{flag} {overrides[key]}: the run in {out} was {verb} with "
                                   f"{key}={getattr(base, key)}; drop the flag or choose another --out")
@@ -51,6 +73,10 @@ def saved_run_config(cls, out: str, overrides: dict, arch_fields: tuple[str, ...
 
 @dataclass
 class TrainConfig(SavedConfig):
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("data",)
+    COMMAND: ClassVar[str] = "train"
+    MARKER: ClassVar[str] = "preset"
+
     data: str = ""
     out: str = "runs/train"
     preset: str = "ugatit-light"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -58,6 +59,10 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- config
 @dataclass
 class DistillConfig(SavedConfig):
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("teacher", "data")
+    COMMAND: ClassVar[str] = "distill"
+    MARKER: ClassVar[str] = "teacher"
+
     teacher: str = ""  # a checkpoint with an A2B generator; pinned to its step_* folder at the start
     data: str = ""  # only trainA/ (and testA/ for samples) are used
     out: str = "runs/distill"
