@@ -152,7 +152,10 @@ def train(out: str, preset: str | None, resume: bool, no_progress: bool, **flags
     cfg = resolve_config(out=out, preset=preset, overrides={**overrides, "out": out}, resume=resume)
     if not cfg.data:
         raise EdgeGANError("--data: required (a folder with trainA/ and trainB/)")
-    final = run_training(cfg, resume=resume, progress=not no_progress)
+    from edgegan.train.common import removed_on_failure
+
+    with removed_on_failure(Path(cfg.out)):
+        final = run_training(cfg, resume=resume, progress=not no_progress)
     click.echo(f"checkpoint: {final}")
 
 
@@ -195,7 +198,10 @@ def distill(out: str, width: float | None, skip: bool | None, resume: bool, no_p
     if student_kwargs:
         overrides["student_kwargs"] = student_kwargs
     cfg = resolve_config(out=out, overrides=overrides, resume=resume)
-    final = run_distill(cfg, resume=resume, progress=not no_progress)
+    from edgegan.train.common import removed_on_failure
+
+    with removed_on_failure(Path(cfg.out)):
+        final = run_distill(cfg, resume=resume, progress=not no_progress)
     click.echo(f"checkpoint: {final}")
 
 

@@ -167,3 +167,29 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tiny_da
     code, err = cli(*args)
     assert_one_line_error(code, err, "step 5", "g_loss is nan", "step_0000003")
     assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step_0000003"]
+
+
+def test_failed_runs_leave_no_empty_out_folder(data_copy, tmp_path):
+    """Bad input found after --out was made (a missing face-ID model, a missing data folder): no folder left."""
+    from click.testing import CliRunner
+
+    from edgegan.cli import main
+
+    out = tmp_path / "t"
+    result = CliRunner().invoke(main, ["train", "--data", str(data_copy), "--out", str(out), *TINY, "--iters", "1",
+                                       "--face-id-weight", "1", "--id-model", str(tmp_path / "nope.pth"),
+                                       "--no-progress"])
+    assert result.exit_code == 2 and "nope.pth" in result.stderr
+    assert not out.exists()
+    teacher = tmp_path / "teacher"
+    assert CliRunner().invoke(main, ["train", "--data", str(data_copy), "--out", str(teacher), *TINY, "--iters", "1",
+                                     "--save-every", "1", "--sample-every", "0", "--no-progress"]).exit_code == 0
+    out = tmp_path / "d"
+    result = CliRunner().invoke(main, ["distill", "--teacher", str(teacher), "--data", str(tmp_path / "nodata"),
+                                       "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2 and not out.exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()  # a folder the user made is never removed
+    result = CliRunner().invoke(main, ["distill", "--teacher", str(teacher), "--data", str(tmp_path / "nodata"),
+                                       "--out", str(existing), "--no-progress"])
+    assert result.exit_code == 2 and existing.is_dir()

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,19 @@ def setup_runtime(device: str = "auto", precision: str = "auto", channels_last: 
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Runtime(dev, dtype, use_cl, rank, world, local_rank)
+
+
+@contextlib.contextmanager
+def removed_on_failure(out: Path):
+    """A run folder this call creates is removed again if the run fails before its first checkpoint (bad
+    input found late, Ctrl-C during start-up): a failed command leaves no empty --out behind."""
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not list_checkpoints(out / "checkpoints"):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def prepare_out_dir(out: Path, *, resume: bool) -> None:
