@@ -238,10 +238,13 @@ def quantize(model: str, calib: Path, method: str, out: Path, data: Path | None,
     modules = () if fp32_modules.strip().lower() in ("", "none") else tuple(
         m.strip() for m in fp32_modules.split(",") if m.strip())
     qat = QATConfig(steps=qat_steps, batch=qat_batch, lr=qat_lr, save_every=save_every)
-    report = quantize_student(model, calib, out, method=method, data=data, teacher=teacher,
-                              calib_images=calib_images, recipe=Recipe(preset=preset, fp32_modules=modules), qat=qat,
-                              resume=resume, latency_size=latency_size, threads=threads, runs=runs,
-                              progress=not no_progress)
+    from edgegan.train.common import removed_on_failure
+
+    with removed_on_failure(out):
+        report = quantize_student(model, calib, out, method=method, data=data, teacher=teacher,
+                                  calib_images=calib_images, recipe=Recipe(preset=preset, fp32_modules=modules),
+                                  qat=qat, resume=resume, latency_size=latency_size, threads=threads, runs=runs,
+                                  progress=not no_progress)
     click.echo(format_report(report))
     click.echo(f"report: {out / 'report.json'}")
 

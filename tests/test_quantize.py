@@ -180,3 +180,13 @@ def test_cli_quantize_prints_the_table(student, tiny_data, tmp_path):
     code, err, _ = _cli("quantize", "--model", str(student), "--calib", str(tiny_data / "trainA"), "--out",
                         str(tmp_path / "r"), "--fp32-modules", "nope")
     _assert_one_line(code, err, "nope")
+
+
+def test_unreadable_teacher_fails_before_anything_is_written(student, tiny_data, tmp_path):
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    out = tmp_path / "out"
+    code, err, _ = _cli("quantize", "--model", str(student), "--calib", str(tiny_data / "trainA"), "--out", str(out),
+                        "--teacher", str(not_a_run), "--no-progress")
+    _assert_one_line(code, err, "not_a_run")
+    assert not out.exists()

@@ -137,6 +137,8 @@ def quantize_student(
     names, images, gt, where = _eval_photos(data, photos, size)
     if teacher is not None and not Path(teacher).exists():
         raise EdgeGANError(f"--teacher {teacher}: no such file or folder")
+    # the teacher's outputs first: a teacher that cannot be read fails before calibration and before any write
+    teacher_scored = _teacher_outputs(teacher, images, size) if teacher is not None else None
     out = Path(out)
     prepare_out_dir(out, resume=resume)  # only once the inputs are known to be usable
     resume_ckpt = resume_point(out, resume=resume) if method == "qat" else None
@@ -180,7 +182,7 @@ def quantize_student(
         quality["fp32_vs_gt"] = paired_scores(list(outs["fp32"]), list(gt))
         quality["int8_vs_gt"] = paired_scores(list(outs["int8"]), list(gt))
     if teacher is not None:
-        quality["teacher"], t_out = _teacher_outputs(teacher, images, size)
+        quality["teacher"], t_out = teacher_scored
         quality["fp32_vs_teacher"] = paired_scores(list(outs["fp32"]), list(t_out))
         quality["int8_vs_teacher"] = paired_scores(list(outs["int8"]), list(t_out))
     report["quality"] = quality
