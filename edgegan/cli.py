@@ -280,11 +280,10 @@ def profile(model: str, size: int | None, threads: int | None, runs: int) -> Non
 def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out: Path | None, grid: Path | None,
              no_fid: bool, device: str) -> None:
     """Translate the test photos and score them: PSNR/SSIM vs ground truth, FID/KID, vs a reference."""
-    from edgegan.runtime.backends import BACKENDS
+    from edgegan.runtime.backends import MODEL_SUFFIXES
     from edgegan.runtime.packaged import installed, is_packaged
 
-    exported = {s for suffixes in BACKENDS.values() for s in suffixes}
-    if not all(is_packaged(m) or Path(m).suffix.lower() in exported for m in (model, reference) if m):
+    if not all(is_packaged(m) or Path(m).suffix.lower() in MODEL_SUFFIXES for m in (model, reference) if m):
         _need_torch("eval")  # a training checkpoint runs in PyTorch; exported models run on edgegan.runtime
     fid = not no_fid
     if fid and not installed("torch"):

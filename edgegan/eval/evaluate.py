@@ -39,12 +39,13 @@ def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "
     """A training checkpoint (run folder, ``checkpoints/``, ``step_*`` or its weights file), or an exported
     model (``.onnx``, ``.tflite``, ``.mlpackage``, OpenVINO ``.xml``) run by ``edgegan.runtime`` with the
     pre/post-processing in its metadata: one scorer for every format. ``demo[:VARIANT]``: the packaged demo model."""
+    from edgegan.runtime.backends import MODEL_SUFFIXES
     from edgegan.runtime.packaged import resolve_model
 
     p = resolve_model(path)
     if not p.exists():
         raise EdgeGANError(f"--model {path}: no such file or folder")
-    if p.suffix.lower() in (".onnx", ".tflite", ".mlpackage", ".mlmodel", ".xml"):
+    if p.suffix.lower() in MODEL_SUFFIXES:
         return _exported_translator(p, direction)
     import torch
 

@@ -33,6 +33,7 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "coreml": (".mlpackage", ".mlmodel"),
     "openvino": (".xml", ".onnx"),  # after onnxruntime: a .onnx file goes to onnxruntime unless asked
 }
+MODEL_SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for v in BACKENDS.values() for s in v))  # every runnable file
 _ALIASES = {"ov": "openvino", "ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert", "tflite_runtime": "litert",
             "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml"}
 

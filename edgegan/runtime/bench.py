@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgegan.errors import EdgeGANError
-from edgegan.runtime.backends import BACKENDS, ORT_PROVIDERS, backend_for, load_backend, ort_providers
+from edgegan.runtime.backends import MODEL_SUFFIXES, ORT_PROVIDERS, backend_for, load_backend, ort_providers
 from edgegan.runtime.capture import open_source
 from edgegan.runtime.clip import write_clip
 from edgegan.runtime.demo import RunStats
@@ -35,7 +35,6 @@ from edgegan.runtime.timing import interleaved_times
 
 WARMUP = 5  # model calls before timing
 PIPELINE_WARMUP = 3  # frames through the pipeline before timing (allocators, runtime caches, first detection)
-_MODEL_SUFFIXES = tuple(s for v in BACKENDS.values() for s in v)
 
 
 @dataclass
@@ -62,10 +61,10 @@ def model_files(path: str | Path) -> list[Path]:
     path = DEMO_DIR if path == NAME else resolve_model(path)
     if not path.exists():
         raise EdgeGANError(f"--model {path}: no such file or folder")
-    if path.is_dir() and path.suffix.lower() not in _MODEL_SUFFIXES:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _MODEL_SUFFIXES and not p.name.startswith("."))
+    if path.is_dir() and path.suffix.lower() not in MODEL_SUFFIXES:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and not p.name.startswith("."))
         if not files:
-            raise EdgeGANError(f"--model {path}: folder holds no exported model ({', '.join(_MODEL_SUFFIXES)})")
+            raise EdgeGANError(f"--model {path}: folder holds no exported model ({', '.join(MODEL_SUFFIXES)})")
         return files
     backend_for(path)  # unknown suffix -> one-line error
     return [path]
@@ -167,29 +166,22 @@ def bench_models(path: str | Path, *, threads: int | None = None, runs: int = 50
                 if not row.at_size:
                     row.note = f"fixed-size model: runs at {w}x{h} only, not ranked"
                 rows.append(row)
-                loaded.append((row, b))
+                loaded.append((row, b, (h, w)))
         _time_interleaved(loaded, runs)
         _parity(loaded)
     finally:
-        for _, b in loaded:
+        for _, b, _ in loaded:
             b.close()
     return rows
 
 
-def _input_hw(row: LatencyRow) -> tuple[int, int]:
-    w, h = (int(v) for v in row.input.split("x"))
-    return h, w
-
-
 def _time_interleaved(loaded: list, runs: int) -> None:
-    inputs = []
-    for row, b in loaded:
-        h, w = _input_hw(row)
-        inputs.append(b.info.preprocess(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)))
-    times = interleaved_times({i: (lambda b=b, x=x: b(x)) for i, ((_, b), x) in enumerate(zip(loaded, inputs))},
+    inputs = [b.info.preprocess(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+              for _, b, (h, w) in loaded]
+    times = interleaved_times({i: (lambda b=b, x=x: b(x)) for i, ((_, b, _), x) in enumerate(zip(loaded, inputs))},
                               runs, warmup=WARMUP)
     times = [times[i] for i in range(len(loaded))]
-    for (row, _), ts in zip(loaded, times):
+    for (row, _, _), ts in zip(loaded, times):
         ts.sort()
         row.median_ms, row.p90_ms = statistics.median(ts), ts[min(len(ts) - 1, int(0.9 * len(ts)))]
 
@@ -197,19 +189,19 @@ def _time_interleaved(loaded: list, runs: int) -> None:
 def _parity(loaded: list) -> None:
     """PSNR of every row against the reference fp32 model on the same real photos (per input size)."""
     def rank(item):
-        row, b = item
+        row, _, _ = item
         return (row.precision != "fp32", row.backend != "onnxruntime", "CPU" not in row.device)
 
     by_size: dict[int, list] = {}
     for item in loaded:
-        by_size.setdefault(_input_hw(item[0])[0], []).append(item)
+        by_size.setdefault(item[2][0], []).append(item)
     for size, items in by_size.items():
-        ref_row, ref_b = min(items, key=rank)
+        ref_row, ref_b, _ = min(items, key=rank)
         if ref_row.precision != "fp32":
             continue  # no fp32 model of this size in the set: nothing to measure against
         photos = parity_photos(size)
         ref = _outputs(ref_b, photos)
-        for row, b in items:
+        for row, b, _ in items:
             try:
                 row.psnr_db = round(_psnr(_outputs(b, photos), ref), 2)
             except Exception as err:
@@ -318,7 +310,7 @@ def run_bench(model: str | Path, *, threads: int | None = None, runs: int = 50, 
 
 def _file_of(model: str | Path, best: LatencyRow) -> Path:
     path = DEMO_DIR if model == NAME else resolve_model(model)
-    return path / best.model if path.is_dir() and path.suffix.lower() not in _MODEL_SUFFIXES else path
+    return path / best.model if path.is_dir() and path.suffix.lower() not in MODEL_SUFFIXES else path
 
 
 def format_bench(report: dict) -> str:
