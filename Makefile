@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	scripts/setup_web.sh  # npm packages + Chromium for the in-browser end-to-end test
 	scripts/setup_gui.sh  # Xvfb + xdotool for the window test
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed

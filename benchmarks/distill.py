@@ -29,15 +29,9 @@ import torch
 
 from edgegan.data.demo import build_demo_dataset
 from edgegan.eval.evaluate import evaluate
-from edgegan.profile import (
-    export_onnx,
-    load_model,
-    onnx_available,
-    ort_runner,
-    params_and_gmacs,
-    time_interleaved,
-)
+from edgegan.profile import load_model, onnx_available, onnx_file, params_and_gmacs
 from edgegan.quickstart import DEMO_DATA, STUDENT, TEACHER
+from edgegan.runtime.timing import time_interleaved
 from edgegan.train.checkpoint import list_checkpoints, read_checkpoint
 from edgegan.train.config import preset_config
 from edgegan.train.distill import distill, resolve_config
@@ -62,14 +56,16 @@ def sizes_and_speed(threads: int, runs: int) -> None:
     print(f"   MACs ratio teacher / student: {t_gmacs / s_gmacs:.0f}x (goal >= 100x)")
 
     runners = {}
+    x_np = x.numpy()
     missing = onnx_available()
     with tempfile.TemporaryDirectory() as tmp:
         for label, net in nets.items():
             runners[label, "torch eager"] = lambda m=net: m(x)
             if not missing:
-                path = export_onnx(net, x, Path(tmp) / f"{models[label]}.onnx")
-                runners[label, "ORT fp32"] = ort_runner(path, x, threads)
-        ms = time_interleaved(runners, runs)
+                ort = onnx_file(net, SIZE, Path(tmp) / f"{models[label]}.onnx", threads)
+                runners[label, "ORT fp32"] = lambda m=ort, xn=x_np: m(xn)
+        with torch.inference_mode():
+            ms = time_interleaved(runners, runs)
     print(f"\n2. CPU latency at {SIZE}x{SIZE}, batch 1, {threads} thread(s), median of {runs} interleaved runs (ms)")
     print(f"   {'model':<28}{'torch eager':>12}{'ORT fp32':>10}")
     for label in nets:

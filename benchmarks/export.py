@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edgegan.data.unpaired import to_model_range
+from edgegan.runtime.timing import median_ms
 
 
 def default_model(work: Path) -> Path:
@@ -58,7 +59,8 @@ def check_targets(results) -> list[str]:
     lines = []
     for r in results:
         if r.status == "structure-ok":
-            lines.append(f"  {r.target:6} {r.precision}: structure checked; parity not run ({r.message.split(': ', 1)[-1]})")
+            why = r.message.split(": ", 1)[-1]
+            lines.append(f"  {r.target:6} {r.precision}: structure checked; parity not run ({why})")
             continue
         if r.status != "ok" or not r.parity:
             lines.append(f"  {r.target:6} {r.precision}: FAIL ({r.status}: {r.message})")
@@ -79,11 +81,12 @@ def tflite_int8_routes(source: Path, size: int, calib: np.ndarray, photos: np.nd
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
-    from edgegan.export import tflite, validate
+    from edgegan.export import tflite
     from edgegan.export.qdq import to_pt2e_qdq
     from edgegan.export.source import load_source
     from edgegan.quantize.nncf_int8 import Recipe, ptq
-    from edgegan.quantize.onnx_qdq import time_interleaved
+    from edgegan.runtime.quality import compare
+    from edgegan.runtime.timing import time_interleaved
 
     src = load_source(source)
     fp32 = src.model
@@ -128,7 +131,7 @@ def tflite_int8_routes(source: Path, size: int, calib: np.ndarray, photos: np.nd
             return y
 
         y = np.concatenate([run(v[None].transpose(0, 2, 3, 1)) for v in x_val]).transpose(0, 3, 1, 2)
-        rows.append([name, len(data), validate.compare(y, ref).psnr_db])
+        rows.append([name, len(data), compare(y, ref).psnr_db])
         x1 = np.ascontiguousarray(x_val[:1].transpose(0, 2, 3, 1))
         runners[name] = lambda run=run, x1=x1: run(x1)
     ms = time_interleaved(runners, runs)
@@ -147,7 +150,7 @@ def _pt2e(fp32, size: int, x_cal: np.ndarray) -> bytes:
     wrapped = litert_torch.to_channel_last_io(fp32, args=[0], outputs=[0]).eval()
     sample = (torch.zeros(1, size, size, 3),)
     qz = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    with tflite._quiet(), tflite._env(LAYOUT_OPTIMIZE_PARTITIONER="GREEDY"):
+    with tflite._quiet(LAYOUT_OPTIMIZE_PARTITIONER="GREEDY"):
         prepared = prepare_pt2e(torch.export.export(wrapped, sample).module(), qz)
         for c in x_cal:
             prepared(torch.from_numpy(np.ascontiguousarray(c[None].transpose(0, 2, 3, 1))))
@@ -183,7 +186,7 @@ def main() -> None:
     print(format_table(results))
     x1 = torch.from_numpy(to_model_range(validate.demo_photos(size)[:1]))
     with torch.no_grad():
-        torch_ms = validate.median_ms(lambda: src.model(x1), args.runs)
+        torch_ms = median_ms(lambda: src.model(x1), args.runs)
     print(f"\nPyTorch fp32 eager (reference): {torch_ms:.2f} ms; export of all 9: {time.perf_counter() - t:.0f} s")
     print("\ntargets:")
     print("\n".join(check_targets(results)))

@@ -57,8 +57,9 @@ def main() -> None:
         print("\n3. targets")
         if best_fp32 and best_ov:
             ratio = best_ov.median_ms / best_fp32.median_ms
-            print(f"  [{'met' if ratio <= 0.67 else 'MISSED'}] OpenVINO INT8 {best_ov.median_ms:.2f} ms ({best_ov.device}, "
-                  f"{best_ov.model}) / fastest fp32 {best_fp32.median_ms:.2f} ms ({best_fp32.backend} {best_fp32.device}, "
+            print(f"  [{'met' if ratio <= 0.67 else 'MISSED'}] OpenVINO INT8 {best_ov.median_ms:.2f} ms "
+                  f"({best_ov.device}, {best_ov.model}) / fastest fp32 {best_fp32.median_ms:.2f} ms "
+                  f"({best_fp32.backend} {best_fp32.device}, "
                   f"{best_fp32.model}) = {ratio:.2f} (goal <= 0.67)")
         if best_ov and bf16:
             b = fastest(bf16)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgegan.data.images import list_images, load_rgb
 from edgegan.data.unpaired import resize_square, to_model_range
+from edgegan.errors import EdgeGANError
 
 TARGETS = {"latency": 0.67, "psnr_ptq": 35.0, "size": 0.30}
 
@@ -131,34 +132,31 @@ def architecture_onnx(calib: Path, out: Path, size: int) -> dict[str, tuple[Path
 
 def quality(paths: dict[str, Path], fp32: Path, images: np.ndarray) -> dict[str, float]:
     from edgegan.eval.metrics import paired_scores
-    from edgegan.quantize.onnx_qdq import ort_translate, session
+    from edgegan.runtime.backends import load_backend
 
-    ref = ort_translate(session(fp32), images)
-    return {k: paired_scores(list(ort_translate(session(p), images)), list(ref))["psnr_mean"] for k, p in paths.items()}
+    ref = load_backend(fp32, exact=True).translate(images)
+    return {k: paired_scores(list(load_backend(p, exact=True).translate(images)), list(ref))["psnr_mean"]
+            for k, p in paths.items()}
 
 
 def time_all(paths: dict[str, Path], size: int, threads: int, runs: int, image: np.ndarray, *,
              openvino: bool = True) -> dict[str, float]:
-    from edgegan.quantize.onnx_qdq import session, time_interleaved
+    from edgegan.runtime.backends import load_backend
+    from edgegan.runtime.timing import time_interleaved
 
     x = to_model_range(resize_square(image, size)[None])
     runners = {}
     for key, path in paths.items():
-        s = session(path, threads=threads)
-        runners[f"ort {key}"] = lambda s=s: s.run(None, {"image": x})
-    try:
-        if not openvino:
-            return time_interleaved(runners, runs)
-        import openvino as ov
-
-        core = ov.Core()
+        m = load_backend(path, threads=threads, exact=True)
+        runners[f"ort {key}"] = lambda m=m: m(x)
+    if openvino:
         for key in [k for k in ("fp32", "ptq", "all int8") if k in paths]:
-            compiled = core.compile_model(str(paths[key]), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                                  "INFERENCE_PRECISION_HINT": "f32"})
-            req = compiled.create_infer_request()
-            runners[f"openvino {key}"] = lambda req=req: req.infer({0: x})
-    except ImportError:
-        print("(openvino not installed: no OpenVINO column)")
+            try:
+                m = load_backend(paths[key], "openvino", threads=threads, exact=True)
+            except EdgeGANError as err:
+                print(f"(no OpenVINO column: {err})")
+                break
+            runners[f"openvino {key}"] = lambda m=m: m(x)
     return time_interleaved(runners, runs)
 
 
@@ -191,7 +189,8 @@ def main() -> None:
             build_demo_dataset(data, size=args.size, n_train=200, n_test=24, seed=0, progress=False)
     student = args.student or fit_student(data, args.work / "student", size=args.size, steps=args.fit_steps)
     calib = data / "trainA"
-    common = {"data": data, "latency_size": args.latency_size, "threads": args.threads, "runs": args.runs, "progress": False}
+    common = {"data": data, "latency_size": args.latency_size, "threads": args.threads, "runs": args.runs,
+              "progress": False}
     t = time.perf_counter()
     ptq = quantize_student(student, calib, args.work / "ptq", method="ptq", **common)
     print(format_report(ptq), f"\n({time.perf_counter() - t:.0f} s)\n")

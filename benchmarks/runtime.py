@@ -103,7 +103,7 @@ def _with_size(src: Path, dst: Path, size: int) -> bool:
     """A copy of a dynamic-size ONNX model whose metadata asks for ``size`` px crops; False if it is fixed-size."""
     import onnx
 
-    from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.formats import read_model_info
 
     info = read_model_info(src)
     if not info.dynamic_size:

@@ -5,7 +5,7 @@ Prints, in one run:
   costs nothing to count) of every ``mobile-*`` student and of ugatit-light ngf64 / ngf32, and the
   MACs ratio teacher / student;
 - CPU latency at batch 1, 256x256 of each student: torch eager with BatchNorm, torch eager with
-  BatchNorm folded (``fold_batchnorm``), and onnxruntime fp32 of the folded model (if installed);
+  BatchNorm folded (``fold_batchnorm``), and onnxruntime fp32 of the folded model's export (if installed);
   median of ``--runs`` calls, all variants interleaved call by call so they share the machine load.
 
     python benchmarks/student_size.py                 # ~1 minute on 2 cores
@@ -15,11 +15,8 @@ Prints, in one run:
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import tempfile
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from edgegan.models import create_model, list_models
 from edgegan.models.mobile import fold_batchnorm
+from edgegan.profile import onnx_available, onnx_file
+from edgegan.runtime.timing import interleaved_times
 
 SIZE = 256
 TEACHERS = {
@@ -47,22 +46,12 @@ def params_and_gmacs(name: str, **kw) -> tuple[float, float]:
 
 
 def onnx_runner(model: nn.Module, x: torch.Tensor, tmp: Path, threads: int):
-    """Export with the dynamo exporter, return a no-argument callable running it in onnxruntime, or None."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
+    """The fp32 ONNX file ``edgegan export`` writes, run by the runtime's loader; None without the export extra."""
+    if onnx_available() is not None:
         return None
-    path = tmp / "model.onnx"
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" x4 per export
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch-internal pytree deprecation
-        torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False,
-                          input_names=["image"], output_names=["cartoon"])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {"image": x.numpy()}
-    return lambda: sess.run(None, feed)
+    backend = onnx_file(model, SIZE, tmp / "model.onnx", threads)
+    x_np = x.numpy()
+    return lambda: backend(x_np)
 
 
 def main() -> None:
@@ -100,21 +89,15 @@ def main() -> None:
             if ort_run is not None:
                 runners[name, "ORT fp32 folded"] = ort_run
 
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in runners}
-    with torch.inference_mode():
-        for i in range(3 + args.runs):
-            for key, run in runners.items():  # interleaved: every variant sees the same load
-                t = time.perf_counter()
-                run()
-                if i >= 3:
-                    times[key].append(time.perf_counter() - t)
+    with torch.inference_mode():  # interleaved: every variant sees the same load
+        times = interleaved_times(runners, args.runs, warmup=3)
 
     variants = list(dict.fromkeys(v for _, v in runners))
     print(f"\nCPU latency, batch 1, {SIZE}x{SIZE}, {args.threads} thread(s), "
           f"median of {args.runs} interleaved runs (ms)")
     print(f"{'model':<12}" + "".join(f"{v:>17}" for v in variants) + f"{'fold speed-up':>15}")
     for name in students:
-        med = {v: statistics.median(times[name, v]) * 1e3 for v in variants if (name, v) in times}
+        med = {v: statistics.median(times[name, v]) for v in variants if (name, v) in times}
         cells = "".join(f"{med[v]:>17.1f}" if v in med else f"{'-':>17}" for v in variants)
         print(f"{name:<12}{cells}{med['torch'] / med['torch folded']:>14.2f}x")
     if not any(v.startswith("ORT") for v in variants):

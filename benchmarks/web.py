@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,23 +25,16 @@ SWIFTSHADER_WEBGPU = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshade
 
 
 def python_ms(model: Path, threads: int, runs: int) -> tuple[float, float]:
+    """(median, fastest) ms of the same file in Python, through the runtime's loader (onnxruntime CPU)."""
     import numpy as np
-    import onnxruntime as ort
 
-    from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.backends import load_backend
+    from edgegan.runtime.timing import interleaved_times
 
-    info = read_model_info(model)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    backend = load_backend(model, threads=threads, exact=True)
+    info = backend.info
     x = info.preprocess(np.random.default_rng(0).integers(0, 256, (info.input_size, info.input_size, 3), np.uint8))
-    for _ in range(3):
-        session.run(None, {info.input_name: x})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(None, {info.input_name: x})
-        times.append((time.perf_counter() - t) * 1e3)
+    (times,) = interleaved_times({0: lambda: backend(x)}, runs, warmup=3).values()
     return statistics.median(times), min(times)
 
 
@@ -62,7 +54,7 @@ def main() -> None:
     import cv2
     from skimage import data
 
-    from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.formats import read_model_info
     from edgegan.runtime.packaged import resolve_model
     from edgegan.web import build_site
     from edgegan.web.browser import run_driver, served, write_y4m

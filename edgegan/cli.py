@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
 
 from edgegan import __version__
 from edgegan.errors import EdgeGANError
+from edgegan.train.config import DEFAULT_PRESET, DistillConfig, TrainConfig  # torch-free: the --help defaults
 
 
 class _Group(click.Group):
@@ -32,6 +34,15 @@ class _Group(click.Group):
             else:
                 click.echo("interrupted (this command has no --resume: run it again)", err=True)
             sys.exit(130)
+
+
+def _options(*options):
+    """One decorator applying several click options, listed in --help in the order given."""
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
 
 
 def _need_torch(extra: str = "train") -> None:
@@ -105,50 +116,35 @@ _TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives ove
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ trainB/ [testA/ testB/].")
-@click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
-@click.option("--preset", default=None, help="edgegan (default: EdgeGAN's recipe), ugatit-light (the paper's), "
-              "ugatit or photo2cartoon.")
-@click.option("--size", type=int, help="Training crop size [256].")
-@click.option("--ngf", type=int, help="Generator base width [64].")
-@click.option("--ndf", type=int, help="Discriminator base width [64].")
-@click.option("--n-res", "n_res", type=int, help="Residual blocks in encoder and decoder [4].")
-@click.option("--iters", type=int, help="Total iterations [100000].")
-@click.option("--batch", type=int, help="Batch size per process [1].")
-@click.option("--lr", type=float, help="Adam learning rate [1e-4].")
-@click.option("--save-every", type=int, help="Checkpoint interval in iterations [1000].")
-@click.option("--sample-every", type=int, help="Sample-grid interval, 0 = off [500].")
-@click.option("--log-every", type=int, help="metrics.jsonl interval [10].")
-@click.option("--keep-checkpoints", type=int, help="How many recent checkpoints to keep [3].")
-@click.option("--id-model", help="Face-ID network: dlib (packaged, needs edgegan[faceid]) or a MobileFaceNet "
-              "state dict (.pth/.safetensors) [dlib].")
-@click.option("--face-id-weight", type=float, help="Face-ID loss weight, 0 = off [1 for photo2cartoon, else 0].")
-@click.option("--cam-weight", type=float, help="Generator/discriminator CAM loss weight [the preset's].")
-@click.option("--cycle-weight", type=float, help="Cycle-consistency loss weight [the preset's].")
-@click.option("--identity-weight", type=float, help="Identity loss weight (G_A2B(b) = b) [the preset's].")
-@click.option("--skip/--no-skip", default=None, help="Identity-start generator (ugatit-light) [the preset's].")
-@click.option("--color-mlp", type=int, help="Per-pixel colour path of an identity-start generator, hidden width; "
-              "0 = off [the preset's].")
-@click.option("--ema-decay", type=float, help="EMA of the generators for samples/eval/export, 0 = off "
-              "[the preset's].")
-@click.option("--diffaug", help="DiffAugment of the discriminators' inputs: comma-separated color, translation, "
-              "cutout; '' = off [the preset's].")
-@click.option("--d-lr-mult", type=float, help="Discriminator learning rate as a multiple of --lr [the preset's].")
-@click.option("--face-id-crop", type=float, help="Central fraction of each side the ID network sees [0.75, what "
-              "`data prepare` makes].")
-@click.option("--seed", type=int, help="Random seed [0].")
-@click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast [auto].")
-@click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), help="Memory format [auto].")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@_run_options(TrainConfig, "Folder with trainA/ trainB/ [testA/ testB/].", batch=" per process")
+@click.option("--preset", default=None, help="edgegan (EdgeGAN's recipe), ugatit-light (the paper's), ugatit or "
+              f"photo2cartoon [{DEFAULT_PRESET}].")
+@_train_option("--ngf", "Generator base width", type=int)
+@_train_option("--ndf", "Discriminator base width", type=int)
+@_train_option("--n-res", "Residual blocks in encoder and decoder", type=int)
+@_train_option("--keep-checkpoints", "How many recent checkpoints to keep", type=int)
+@_train_option("--id-model", "Face-ID network: dlib (packaged, needs edgegan[faceid]) or a MobileFaceNet state dict "
+               "(.pth/.safetensors)")
+@_train_option("--face-id-weight", "Face-ID loss weight, 0 = off", type=float)
+@_train_option("--cam-weight", "Generator/discriminator CAM loss weight", type=float)
+@_train_option("--cycle-weight", "Cycle-consistency loss weight", type=float)
+@_train_option("--identity-weight", "Identity loss weight (G_A2B(b) = b)", type=float)
+@_train_option("--skip/--no-skip", "Identity-start generator (ugatit-light)")
+@_train_option("--color-mlp", "Per-pixel colour path of an identity-start generator, hidden width; 0 = off", type=int)
+@_train_option("--ema-decay", "EMA of the generators for samples/eval/export, 0 = off", type=float)
+@_train_option("--diffaug", "DiffAugment of the discriminators' inputs: comma-separated color, translation, cutout; "
+               "'' = off")
+@_train_option("--d-lr-mult", "Discriminator learning rate as a multiple of --lr", type=float)
+@_train_option("--face-id-crop", "Central fraction of each side the ID network sees, what `data prepare` makes",
+               type=float)
+@_train_option("--channels-last", "Memory format", type=click.Choice(["auto", "on", "off"]))
 def train(out: str, preset: str | None, resume: bool, no_progress: bool, **flags) -> None:
     """Train U-GAT-IT on unpaired data (one GPU, torchrun for several, or the CPU)."""
     _need_torch()
     from edgegan.train.config import resolve_config
     from edgegan.train.ugatit import train as run_training
 
-    overrides = {_TRAIN_FLAGS[k]: v for k, v in flags.items() if v is not None}
+    overrides = {k: v for k, v in flags.items() if v is not None}  # every flag in **flags is a TrainConfig field
     cfg = resolve_config(out=out, preset=preset, overrides={**overrides, "out": out}, resume=resume)
     if not cfg.data:
         raise EdgeGANError("--data: required (a folder with trainA/ and trainB/)")
@@ -159,41 +155,27 @@ def train(out: str, preset: str | None, resume: bool, no_progress: bool, **flags
     click.echo(f"checkpoint: {final}")
 
 
-# ---------------------------------------------------------------- distill
-_DISTILL_FLAGS = ("teacher", "student", "data", "size", "iters", "batch", "lr", "save_every", "sample_every",
-                  "log_every", "seed", "device", "precision", "adv_weight", "feature_weight", "pixel_weight")
+_distill_option = partial(_option, DistillConfig)
 
 
 @main.command()
+@_run_options(DistillConfig, "Folder with trainA/ [testA/]: photos only are used.",
+              batch="; the student trains BatchNorm", lr=", linear decay to 0 over the second half")
 @click.option("--teacher", help="Teacher run folder or checkpoint (its A2B generator is distilled).")
-@click.option("--student", help="Student model from the registry: mobile-s (default), mobile-m, mobile-l.")
+@_distill_option("--student", "Student model from the registry: mobile-s, mobile-m, mobile-l")
 @click.option("--width", type=float, help="Student width multiplier [the model's default].")
 @click.option("--skip/--no-skip", "skip", default=None,
               help="Identity-start student: clip(x + head) [on when the teacher has the skip].")
-@click.option("--data", type=click.Path(path_type=str), help="Folder with trainA/ [testA/]: photos only are used.")
-@click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples).")
-@click.option("--size", type=int, help="Training crop size [the teacher's].")
-@click.option("--iters", type=int, help="Total iterations [3000].")
-@click.option("--batch", type=int, help="Batch size [8]; the student trains BatchNorm.")
-@click.option("--lr", type=float, help="Adam learning rate [2e-3], linear decay to 0 over the second half.")
-@click.option("--pixel-weight", type=float, help="L1 to the teacher's output [1].")
-@click.option("--feature-weight", type=float, help="Feature distillation through 1x1 projections, 0 = off [1].")
-@click.option("--adv-weight", type=float, help="LSGAN term via the teacher's frozen B discriminators, 0 = off [0].")
-@click.option("--save-every", type=int, help="Checkpoint interval in iterations [500].")
-@click.option("--sample-every", type=int, help="Sample-grid interval, 0 = off [500].")
-@click.option("--log-every", type=int, help="metrics.jsonl interval [10].")
-@click.option("--seed", type=int, help="Random seed [0].")
-@click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast [auto].")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@_distill_option("--pixel-weight", "L1 to the teacher's output", type=float)
+@_distill_option("--feature-weight", "Feature distillation through 1x1 projections, 0 = off", type=float)
+@_distill_option("--adv-weight", "LSGAN term via the teacher's frozen B discriminators, 0 = off", type=float)
 def distill(out: str, width: float | None, skip: bool | None, resume: bool, no_progress: bool, **flags) -> None:
     """Distil a trained teacher into a small student generator (for INT8 and NPUs)."""
     _need_torch()
     from edgegan.train.distill import distill as run_distill
     from edgegan.train.distill import resolve_config
 
-    overrides = {k: v for k, v in flags.items() if k in _DISTILL_FLAGS and v is not None}
+    overrides = {k: v for k, v in flags.items() if v is not None}  # every flag in **flags is a DistillConfig field
     student_kwargs = {k: v for k, v in (("width", width), ("skip", skip)) if v is not None}
     if student_kwargs:
         overrides["student_kwargs"] = student_kwargs
@@ -210,7 +192,8 @@ def distill(out: str, width: float | None, skip: bool | None, resume: bool, no_p
 @click.option("--model", required=True, help="Student run folder or checkpoint (its A2B generator).")
 @click.option("--calib", required=True, type=click.Path(path_type=Path), help="Folder of real domain-A photos.")
 @click.option("--method", type=click.Choice(["ptq", "qat"]), default="ptq", show_default=True)
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (ONNX, safetensors, report).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (ONNX, safetensors, report).")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Folder with testA/ [testA_gt/] to score on [the calibration photos].")
 @click.option("--teacher", default=None, help="Teacher checkpoint: also score fp32 and INT8 against it.")
@@ -280,7 +263,7 @@ def profile(model: str, size: int | None, threads: int | None, runs: int) -> Non
 def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out: Path | None, grid: Path | None,
              no_fid: bool, device: str) -> None:
     """Translate the test photos and score them: PSNR/SSIM vs ground truth, FID/KID, vs a reference."""
-    from edgegan.runtime.backends import MODEL_SUFFIXES
+    from edgegan.runtime.formats import MODEL_SUFFIXES
     from edgegan.runtime.packaged import installed, is_packaged
 
     if not all(is_packaged(m) or Path(m).suffix.lower() in MODEL_SUFFIXES for m in (model, reference) if m):
@@ -363,22 +346,19 @@ def quickstart(out: Path, profile: str, iters: int | None, distill_iters: int | 
 
 
 # ---------------------------------------------------------------- runtime (torch-free: edgegan.runtime only)
-def _runtime_options(f):
-    for option in reversed([
-        click.option("--provider", default=None, help="onnxruntime execution provider to force: tensorrt, cuda, "
-                     "coreml, qnn, nnapi, xnnpack, cpu [the best available]."),
-        click.option("--delegate", default=None, help="LiteRT external delegate library (GPU/NPU)."),
-        click.option("--device", default=None, help="OpenVINO device: auto, cpu, gpu, npu [auto]."),
-        click.option("--precision-hint", default=None, help="OpenVINO inference precision: f32, bf16, f16 "
-                     "[the device's choice: bf16 on CPUs with AMX]."),
-        click.option("--threads", type=int, default=None, help="CPU threads for the model [the runtime's choice]."),
-        click.option("--detector", default="auto", show_default=True,
-                     help="auto, blazeface-dual, blazeface, blazeface-full, haar or none."),
-        click.option("--mode", type=click.Choice(["face", "side", "full"]), default="face", show_default=True,
-                     help="Paste cartoon faces back, input|result side by side, or the whole frame."),
-    ]):
-        f = option(f)
-    return f
+_runtime_options = _options(
+    click.option("--provider", default=None, help="onnxruntime execution provider to force: tensorrt, cuda, "
+                 "coreml, qnn, nnapi, xnnpack, cpu [the best available]."),
+    click.option("--delegate", default=None, help="LiteRT external delegate library (GPU/NPU)."),
+    click.option("--device", default=None, help="OpenVINO device: auto, cpu, gpu, npu [auto]."),
+    click.option("--precision-hint", default=None, help="OpenVINO inference precision: f32, bf16, f16 "
+                 "[the device's choice: bf16 on CPUs with AMX]."),
+    click.option("--threads", type=int, default=None, help="CPU threads for the model [the runtime's choice]."),
+    click.option("--detector", default="auto", show_default=True,
+                 help="auto, blazeface-dual, blazeface, blazeface-full, haar or none."),
+    click.option("--mode", type=click.Choice(["face", "side", "full"]), default="face", show_default=True,
+                 help="Paste cartoon faces back, input|result side by side, or the whole frame."),
+)
 
 
 @main.command()
@@ -419,7 +399,8 @@ def demo(model: str, source: str, headless: bool, output: str | None, max_frames
 
 @main.command()
 @click.option("--model", default="demo", show_default=True,
-              help="Exported model file, a folder of them (each is timed), or demo (every packaged file) / demo:VARIANT.")
+              help="Exported model file, a folder of them (each is timed), or demo (every packaged file) / "
+                   "demo:VARIANT.")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed model calls per backend (median).")
 @click.option("--frames", type=int, default=150, show_default=True, help="Frames of the end-to-end run.")
 @click.option("--source", default=None, help="Video for the end-to-end run [the built-in 640x480 test clip].")

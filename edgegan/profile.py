@@ -2,15 +2,14 @@
 
 MODEL is a registry name (``mobile-s``, ``ugatit-light``: the model's default widths) or a training
 checkpoint (its A2B generator). BatchNorm is folded into the convs first (how a student ships);
-the ONNX file comes from the dynamo exporter; the runtimes are timed call by call, interleaved, so
-both see the same machine load, and the median is reported.
+the ONNX file is the one ``edgegan export`` writes, run by the runtime's loader; the two are timed
+call by call, interleaved (``edgegan.runtime.timing``), so both see the same machine load, and the
+median is reported.
 """
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from edgegan.errors import EdgeGANError
+from edgegan.runtime.timing import time_interleaved
 
 WARMUP = 3
 
@@ -43,8 +43,8 @@ def load_model(model: str, size: int | None = None) -> tuple[nn.Module, str, int
         from edgegan.train.checkpoint import load_generator
 
         net, ckpt = load_generator(model, "A2B")
-        spec = ckpt.state["models"][ckpt.state["translators"]["A2B"]]
-        trained = int(spec["kwargs"].get("img_size", ckpt.config.get("size", 256)))
+        _, spec = ckpt.generator_spec("A2B")
+        trained = ckpt.trained_size("A2B")
         size = size or trained
         what = f"{ckpt.path} ({spec['name']}, A2B, trained at {trained} px)"
     elif model in list_models():
@@ -76,53 +76,24 @@ def params_and_gmacs(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
 
 
 def onnx_available() -> str | None:
-    """None if ONNX export and ONNX Runtime can run here, else why not (one line)."""
-    for mod in ("onnx", "onnxscript", "onnxruntime"):
-        try:
-            __import__(mod)
-        except ImportError:
-            return f"{mod} is not installed (pip install 'edgegan[export]')"
-    return None
+    """None if the ONNX export and ONNX Runtime can run here, else why not (one line)."""
+    from edgegan.export import TARGETS, missing_packages
+
+    missing = missing_packages(TARGETS["onnx"])
+    return f"{', '.join(missing)} not installed (pip install 'edgegan[export]')" if missing else None
 
 
-def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Path:
-    """Export with the dynamo exporter (input ``image``, output ``cartoon``)."""
-    # The exporter's passes log every rewrite at INFO ("torchvision is not installed", initializer
-    # de-duplication, ...): quiet them for the export only.
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch-internal deprecations
-            torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False,
-                              input_names=["image"], output_names=["cartoon"])
-    except Exception as err:
-        raise EdgeGANError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-    return path
+def onnx_file(net: nn.Module, size: int, path: Path, threads: int):
+    """The fp32 ONNX file ``edgegan export`` writes for ``net``, opened by the runtime's loader on the CPU."""
+    from edgegan import __version__
+    from edgegan.export import Job
+    from edgegan.export import onnx as onnx_export
+    from edgegan.runtime.backends import load_backend
+    from edgegan.runtime.metadata import ModelInfo
 
-
-def ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
-    """A no-argument callable running the ONNX file on ``x`` in onnxruntime's CPU provider."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feed = {"image": x.numpy()}
-    return lambda: sess.run(None, feed)
-
-
-def time_interleaved(runners: dict[str, Callable[[], object]], runs: int, warmup: int = WARMUP) -> dict[str, float]:
-    """Median milliseconds per call of each runner, interleaved (``edgegan.runtime.timing``), without autograd."""
-    from edgegan.runtime.timing import time_interleaved as interleaved
-
-    with torch.inference_mode():
-        return interleaved(runners, runs, warmup)
+    info = ModelInfo(model="profiled", input_size=size, precision="fp32", edgegan_version=__version__)
+    onnx_export.write(Job(net, None, "fp32", size, info, path), {})
+    return load_backend(path, threads=threads, exact=True)
 
 
 def profile_model(model: str, *, size: int | None = None, threads: int | None = None, runs: int = 20) -> dict:
@@ -148,8 +119,13 @@ def profile_model(model: str, *, size: int | None = None, threads: int | None = 
         if missing:
             report["notes"].append(f"ORT fp32 skipped: {missing}")
         else:
-            runners["ORT fp32"] = ort_runner(export_onnx(net, x, Path(tmp) / "model.onnx"), x, threads)
-        medians = time_interleaved(runners, runs)
+            ort = onnx_file(net, size, Path(tmp) / "model.onnx", threads)
+            x_np = x.numpy()
+            runners["ORT fp32"] = lambda: ort(x_np)
+        with torch.inference_mode():
+            medians = time_interleaved(runners, runs, warmup=WARMUP)
+        if not missing:
+            ort.close()
     report["latency_ms"] = medians
     return report
 

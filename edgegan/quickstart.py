@@ -116,7 +116,8 @@ def _check_data(data_dir: Path, prof: Profile) -> None:
     try:
         params = json.loads((data_dir / "SOURCES.json").read_text())["parameters"]
     except (OSError, ValueError, KeyError) as err:
-        raise EdgeGANError(f"{data_dir / 'SOURCES.json'}: unreadable ({err}); delete {data_dir} to rebuild it") from None
+        raise EdgeGANError(f"{data_dir / 'SOURCES.json'}: unreadable ({err}); delete {data_dir} to rebuild it") \
+            from None
     differs = {k: params.get(k) for k, v in prof.data.items() if params.get(k) != v}
     if differs:
         raise EdgeGANError(f"{data_dir}: demo data built with {differs}, the {prof.name} profile needs "
@@ -173,7 +174,8 @@ def _quantize(student: Path, teacher: Path, data_dir: Path, int8_dir: Path, *, p
     from edgegan.quantize import format_report, quantize_student
 
     report_path = int8_dir / "report.json"
-    if report_path.is_file() and json.loads(report_path.read_text()).get("student", {}).get("checkpoint") == str(student):
+    done = report_path.is_file() and json.loads(report_path.read_text()).get("student", {}).get("checkpoint")
+    if done == str(student):
         click.echo(f"[6/{STEPS}] INT8: {int8_dir} (quantized)")
         report = json.loads(report_path.read_text())
     else:

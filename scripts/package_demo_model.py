@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgegan.runtime.packaged import DEMO_DIR, companion_files, files_sha256
+from edgegan.runtime.packaged import DEMO_DIR, companion_files, files_sha256  # noqa: E402  (after the path)
 
 FORMATS = ("onnx", "tflite", "openvino")
 PRECISIONS = ("fp32", "int8")
@@ -106,7 +106,8 @@ def main() -> None:
         "student": {k: int8["student"][k] for k in ("name", "kwargs")}, "input_size": chosen[("onnx", "fp32")]["size"],
         "training": {
             "command": TRAIN_COMMAND,
-            "data": {"command": "edgegan data demo " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in data.items()),
+            "data": {"command": "edgegan data demo "
+                     + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in data.items()),
                      **data},
             "teacher": {**{k: teacher_cfg[k] for k in ("preset", "size", "ngf", "ndf", "n_res", "iters", "batch")},
                         **stage_time(run / "teacher")},

@@ -170,6 +170,18 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(teacher, tiny_data, tmp
     assert not list((killed / "checkpoints").glob(".tmp*"))
 
 
+def test_trained_size_of_a_teacher_and_a_student_checkpoint(teacher, tiny_data, tmp_path):
+    from edgegan.train.checkpoint import read_checkpoint
+
+    assert read_checkpoint(teacher).trained_size() == 32
+    assert read_checkpoint(teacher).trained_size("B2A") == 32
+    out = tmp_path / "student"
+    code, err, _ = cli(*distill_args(teacher, tiny_data, out, "--iters", "1"))  # --size: the teacher's
+    assert code == 0, err
+    student = read_checkpoint(out)
+    assert student.config["size"] == 0 and student.trained_size() == 32  # config 0, the student's img_size 32
+
+
 # ---------------------------------------------------------------- bad input
 def test_teacher_without_a_checkpoint(tiny_data, tmp_path):
     empty = tmp_path / "empty_run"

@@ -25,40 +25,22 @@ from edgegan.errors import EdgeGANError
 from edgegan.export import ExportResult, export, format_table, resolve_targets, validate
 from edgegan.export.source import load_source, sha256
 from edgegan.models import create_model
+from edgegan.runtime.formats import read_model_info
 from edgegan.runtime.metadata import METADATA_KEY, ModelInfo
-from edgegan.runtime.metadata_io import embed_onnx, embed_tflite, read_model_info
-from edgegan.train.checkpoint import save_checkpoint
-from tests.conftest import assert_one_line_error, subprocess_env
+from edgegan.runtime.metadata_io import embed_onnx, embed_tflite
+from edgegan.runtime.quality import compare
+from tests.conftest import EXPORT_SIZE, assert_one_line_error, save_generator, subprocess_env
 
 pytestmark = [pytest.mark.export, pytest.mark.usefixtures("one_thread")]
 
-SIZE = 32
+SIZE = EXPORT_SIZE
 RUNNABLE = [("onnx", "fp32"), ("onnx", "fp16"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "fp16"),
             ("tflite", "int8")]
 
 
-def save_generator(root: Path, model: torch.nn.Module, name: str, kwargs: dict) -> Path:
-    run = root / "run"
-    save_checkpoint(run / "checkpoints", 1, modules={"g": model.eval()}, optimizers={}, config={"size": SIZE},
-                    state={"models": {"g": {"name": name, "kwargs": kwargs}}, "translators": {"A2B": "g"}})
-    return run
-
-
 @pytest.fixture(scope="module")
-def student(tmp_path_factory) -> Path:
-    """A tiny mobile-s fitted for a few steps to a posterised copy of real photos: real BatchNorm statistics
-    and an output that depends on the photo (an untrained student's is ~constant and quantizes too well)."""
-    torch.manual_seed(0)
-    model = create_model("mobile-s", width=0.25, img_size=SIZE).train()
-    x = torch.from_numpy(to_model_range(validate.demo_calibration(SIZE)))
-    target = torch.round(x * 3) / 3
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(30):
-        loss = (model(x) - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return save_generator(tmp_path_factory.mktemp("student"), model, "mobile-s", {"width": 0.25, "img_size": SIZE})
+def student(export_student) -> Path:
+    return export_student
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +87,7 @@ def test_runnable_exports_match_pytorch(exported, student, target, precision):
     assert r.latency_ms and r.latency_ms > 0
     info = read_model_info(path)
     photos, ref = torch_reference(student)
-    parity = validate.compare(run_independently(path, info, photos), ref)
+    parity = compare(run_independently(path, info, photos), ref)
     if precision == "int8":
         # held to the quantizer's own result (NNCF's fake-quant model vs fp32), minus 1 dB
         assert r.parity["nncf_torch_psnr_db"] > 25, r.parity  # a fitted student: INT8 error is measurable
@@ -268,12 +250,13 @@ def test_read_model_info_errors_name_the_file(exported, tmp_path):
 def test_metadata_io_reads_without_torch(exported):
     _, results = exported
     paths = [results[(t, "int8")].path for t in ("onnx", "tflite", "coreml")]
-    code = ("import sys; from edgegan.runtime.metadata_io import read_model_info; "
+    code = ("import sys; from edgegan.runtime.formats import read_model_info; "
             f"infos = [read_model_info(p) for p in {paths!r}]; "
             "assert all(i.precision == 'int8' for i in infos); "
             "bad = [m for m in ('torch', 'tensorflow', 'coremltools', 'onnx') if m in sys.modules]; "
             "assert not bad, bad")
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=subprocess_env(),
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                          env=subprocess_env(),
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

@@ -19,15 +19,15 @@ from edgegan.errors import EdgeGANError
 from edgegan.export import export
 from edgegan.runtime.backends import load_backend, ov_device
 from edgegan.runtime.bench import bench_models, format_latency
-from edgegan.runtime.metadata_io import read_model_info
+from edgegan.runtime.formats import read_model_info
+from tests.conftest import EXPORT_SIZE as SIZE
 from tests.conftest import subprocess_env
-from tests.test_export import SIZE, student  # noqa: F401  (the tiny fitted student fixture)
 
 
 @pytest.fixture(scope="module")
-def ov_exports(student, tmp_path_factory):  # noqa: F811  (the imported fixture, requested by name)
+def ov_exports(export_student, tmp_path_factory):
     out = tmp_path_factory.mktemp("ov")
-    results = export(student, ["openvino", "onnx"], "all", out=out, runs=2)
+    results = export(export_student, ["openvino", "onnx"], "all", out=out, runs=2)
     return out, {(r.target, r.precision): r for r in results}
 
 

@@ -19,9 +19,18 @@ from edgegan.data.unpaired import resize_square, to_model_range
 from edgegan.errors import EdgeGANError
 from edgegan.models import create_model
 from edgegan.quantize import MIN_IMAGES, QATConfig, load_photos, load_quantized, quantize_student
-from edgegan.quantize.onnx_qdq import op_counts, session
+from edgegan.quantize.onnx_qdq import op_counts
 from edgegan.train.checkpoint import list_checkpoints, save_checkpoint
 from edgegan.train.common import read_metrics
+
+
+def session(path, level: str = "all"):
+    """An onnxruntime CPU session of a file, straight (the tests look at the graph, not through the runtime)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest
 
@@ -107,26 +116,28 @@ def test_qdq_rewrite_changes_no_value(ptq_run, tmp_path):
 
 def test_qat_lowers_loss_stays_exportable_and_resumes(student, tiny_data, tmp_path):
     out = tmp_path / "qat"
-    cfg = {"batch": 4, "save_every": 10, "log_every": 1}
-    report = quantize_student(student, tiny_data / "trainA", out, method="qat", qat=QATConfig(steps=20, **cfg),
+    # Adam's first steps raise the probe error of an already close PTQ model before lowering it (measured:
+    # +5 % at 20 steps, -27 % at 60): enough steps to be past that transient
+    cfg = {"batch": 4, "save_every": 30, "log_every": 1}
+    report = quantize_student(student, tiny_data / "trainA", out, method="qat", qat=QATConfig(steps=60, **cfg),
                               **FAST)
     qat = report["qat"]
     assert qat["l1_after"] < qat["l1_before"], qat
-    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == list(range(1, 21))
-    assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step_0000010", "step_0000020"]
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == list(range(1, 61))
+    assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step_0000030", "step_0000060"]
     sess = session(out / "student_int8.onnx")
     y = sess.run(None, {"image": np.zeros((1, 3, SIZE, SIZE), np.float32)})[0]
     assert y.shape == (1, 3, SIZE, SIZE)
     assert report["quality"]["int8_vs_fp32"]["psnr_mean"] > 30
 
-    # an existing run is not overwritten without --resume; with it, training continues at step 20
+    # an existing run is not overwritten without --resume; with it, training continues at step 60
     with pytest.raises(EdgeGANError, match="--resume"):
-        quantize_student(student, tiny_data / "trainA", out, method="qat", qat=QATConfig(steps=25, **cfg), **FAST)
-    resumed = quantize_student(student, tiny_data / "trainA", out, method="qat", qat=QATConfig(steps=25, **cfg),
+        quantize_student(student, tiny_data / "trainA", out, method="qat", qat=QATConfig(steps=75, **cfg), **FAST)
+    resumed = quantize_student(student, tiny_data / "trainA", out, method="qat", qat=QATConfig(steps=75, **cfg),
                                resume=True, **FAST)
-    assert resumed["qat"]["resumed_at"] == 20
+    assert resumed["qat"]["resumed_at"] == 60
     assert resumed["qat"]["l1_before"] == qat["l1_before"]
-    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == list(range(1, 26))
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == list(range(1, 76))
 
 
 def _cli(*args: str):

@@ -14,8 +14,7 @@ from edgegan.train import recipe
 from edgegan.train.checkpoint import list_checkpoints, read_checkpoint
 from edgegan.train.config import PRESETS, TrainConfig, preset_config, resolve_config
 from edgegan.train.recipe import diff_augment, ema_decay_at, ema_update_, parse_policy
-from tests.conftest import TINY
-from tests.test_train import run_train
+from tests.conftest import TINY, run_train
 
 
 def test_skip_generator_starts_as_the_identity_and_learns():

@@ -13,15 +13,7 @@ from safetensors.numpy import load_file
 
 from edgegan.train.checkpoint import list_checkpoints
 from edgegan.train.common import read_metrics
-from tests.conftest import TINY, edgegan_cmd, subprocess_env
-
-
-def run_train(data: Path, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [*edgegan_cmd(), "train", "--data", str(data), "--out", str(out), *TINY, *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
+from tests.conftest import TINY, edgegan_cmd, run_train, subprocess_env
 
 
 def final_weights(run: Path) -> dict[str, np.ndarray]:
@@ -127,3 +119,69 @@ def test_resume_from_another_directory(tiny_data, tmp_path, monkeypatch):
                                        "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert list_checkpoints(work / "run" / "checkpoints")[-1].name == "step_0000002"
+
+
+# ---------------------------------------------------------------- the CLI states the config's defaults
+def _help(command: str) -> str:
+    from click.testing import CliRunner
+
+    from edgegan.cli import main
+
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())  # unwrapped
+
+
+def test_train_help_states_the_train_config_defaults():
+    from edgegan.train.config import PRESETS, TrainConfig
+
+    text = _help("train")
+    assert f"Total iterations [{TrainConfig.iters}]." in text
+    assert f"Checkpoint interval in iterations [{TrainConfig.save_every}]." in text
+    assert "Adam learning rate [0.0001]." in text
+    # a preset that sets a field shows its own value next to the dataclass's
+    assert f"[the preset's: photo2cartoon {PRESETS['photo2cartoon']['ngf']}, others {TrainConfig.ngf}]" in text
+    assert "[the preset's: edgegan on, others off]" in text  # --skip
+
+
+def test_distill_help_states_the_distill_config_defaults():
+    from edgegan.train.config import DistillConfig
+
+    text = _help("distill")
+    assert f"Total iterations [{DistillConfig.iters}]." in text
+    assert f"the student trains BatchNorm [{DistillConfig.batch}]." in text
+    assert "Training crop size [the teacher's]." in text  # its 0 default
+    assert f"[{DistillConfig.student}]" in text
+
+
+def test_every_train_and_distill_flag_is_a_config_field():
+    """The commands pass their flags on as config fields, by name: a flag that is none would fail late."""
+    import dataclasses
+
+    from edgegan.cli import main
+    from edgegan.train.config import DistillConfig, TrainConfig
+
+    own = {"out", "resume", "no_progress", "help"}
+    for command, cfg, extra in (("train", TrainConfig, {"preset"}), ("distill", DistillConfig, {"width", "skip"})):
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        params = {p.name for p in main.commands[command].params}
+        assert params - own - extra <= fields, (command, params - own - extra - fields)
+
+
+# ---------------------------------------------------------------- Checkpoint.trained_size
+def test_trained_size_reads_the_generator_then_the_config():
+    from edgegan.errors import CheckpointError
+    from edgegan.train.checkpoint import Checkpoint
+
+    def ckpt(config: dict, kwargs: dict | None, translators: bool = True) -> Checkpoint:
+        state = {"models": {"g": {"name": "x", "kwargs": kwargs}}, "translators": {"A2B": "g"}} if translators \
+            else {"student_spec": {"name": "x", "kwargs": kwargs}}
+        return Checkpoint(Path("run/checkpoints/step_0000001"), 1, config, state)
+
+    assert ckpt({"size": 64}, {"img_size": 32}).trained_size() == 32  # the generator's own size first
+    assert ckpt({"size": 64}, {"ngf": 4}).trained_size() == 64  # else a training config's size
+    assert ckpt({"size": 48}, {}, translators=False).trained_size() == 48  # a QAT checkpoint: its config's
+    with pytest.raises(CheckpointError, match="no B2A generator"):
+        ckpt({"size": 64}, {"img_size": 32}).trained_size("B2A")
+    with pytest.raises(CheckpointError, match="does not say what size"):  # a distill config's 0: the teacher's
+        ckpt({"size": 0, "teacher": "t"}, {"width": 0.5}).trained_size()

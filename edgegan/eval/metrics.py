@@ -36,6 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgegan.errors import EdgeGANError
+from edgegan.runtime.quality import psnr
 
 SSIM_WIN_SIZE = 7  # scikit-image's default window side
 SSIM_MIN_WIN_SIZE = 3
@@ -60,25 +61,6 @@ def _as_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _check_range(data_range: float) -> None:
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
-
-
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
-    """Peak signal-to-noise ratio, in dB, of two images of the same shape.
-
-    Args:
-        a, b: (H, W, 3) images, uint8 or float.
-        data_range: the span of valid values: 255 for uint8, 1.0 for floats in [0, 1].
-
-    Returns:
-        ``10 * log10(data_range**2 / MSE)``; ``math.inf`` for identical images (MSE 0), which
-        callers print as "inf".
-    """
-    _check_range(data_range)
-    x, y = _as_pair(a, b)
-    mse = float(np.mean((x - y) ** 2))
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(data_range**2 / mse)
 
 
 def ssim_win_size(height: int, width: int) -> int:

@@ -1,7 +1,7 @@
 """``edgegan export``: one call writes ONNX, TFLite, CoreML and OpenVINO models in fp32/fp16/int8, each checked.
 
 Every written model carries :class:`edgegan.runtime.metadata.ModelInfo` (read back with
-``edgegan.runtime.metadata_io.read_model_info``) and has been validated on real photos: ONNX, TFLite and OpenVINO
+``edgegan.runtime.formats.read_model_info``) and has been validated on real photos: ONNX, TFLite and OpenVINO
 run here and are compared with PyTorch (PSNR, max-abs; thresholds in :mod:`edgegan.export.validate`),
 CoreML gets the structural checks possible off macOS and the numeric ones on a Mac. A model that
 fails is moved to ``OUT/failed/`` and reported as failed; only validated models keep their name.
@@ -25,6 +25,7 @@ import numpy as np
 
 from edgegan import __version__
 from edgegan.errors import EdgeGANError
+from edgegan.runtime.formats import FORMATS, Format
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +34,24 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 @dataclass(frozen=True)
 class Target:
-    """One export format, as data: its module in this package, file suffix and the extra it needs."""
+    """One export target: a format of the runtime's table (suffix, companions, reader), the extra that writes it
+    and the packages that extra brings."""
 
     name: str
-    suffix: str
     extra: str
     packages: tuple[str, ...]
-    companions: tuple[str, ...] = ()  # files that travel with the model under the same stem (OpenVINO's .bin)
+
+    @property
+    def format(self) -> Format:
+        return FORMATS[self.name]
 
 
-TARGETS = {
-    "onnx": Target("onnx", ".onnx", "export", ("onnx", "onnxruntime", "onnxscript", "onnxslim")),
-    "tflite": Target("tflite", ".tflite", "tflite", ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")),
-    "coreml": Target("coreml", ".mlpackage", "coreml", ("coremltools",)),
-    "openvino": Target("openvino", ".xml", "openvino", ("openvino", "onnx", "onnxslim"), companions=(".bin",)),
-}
+TARGETS = {t.name: t for t in (
+    Target("onnx", "export", ("onnx", "onnxruntime", "onnxscript", "onnxslim")),
+    Target("tflite", "tflite", ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")),
+    Target("coreml", "coreml", ("coremltools",)),
+    Target("openvino", "openvino", ("openvino", "onnx", "onnxslim")),
+)}
 
 
 @dataclass
@@ -244,7 +248,7 @@ def _has_per_image_norm(model) -> bool:
 
 
 def _file_name(name: str, size: int, precision: str, target: str) -> str:
-    return f"{name}_{size}px_{precision}{TARGETS[target].suffix}"
+    return f"{name}_{size}px_{precision}{FORMATS[target].suffix}"
 
 
 def _int8_model(src, size: int, calib):
@@ -270,51 +274,64 @@ def _int8_model(src, size: int, calib):
 
 def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf_ref: np.ndarray | None,
                 threads: int, runs: int, cache: dict) -> ExportResult:
+    """Write one file, then check it the way users run it: opened by the runtime's loader (on the CPU, at the
+    file's own precision), its outputs on the photos compared with PyTorch's, its latency timed."""
     from edgegan.export import validate
-    from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.backends import cannot_run_here, load_backend
+    from edgegan.runtime.formats import read_model_info
+    from edgegan.runtime.quality import compare
+    from edgegan.runtime.timing import median_ms
 
     fmt = _module(target)
-    companions = TARGETS[target].companions
+    companions = TARGETS[target].format.companions
     final = job.path
     job.path = final.with_name(f".{final.stem}.partial{final.suffix}")  # the suffix tells readers the format
     _remove(job.path, companions)
     result = ExportResult(target, job.precision, "failed", str(final))
     t0 = time.perf_counter()
+    backend = None
     try:
         info = fmt.write(job, cache)
         problems = fmt.structure(job.path, job, info)
         if read_model_info(job.path) != info:
             problems.append("metadata read back differs from what was written")
-        run, result.runtime = fmt.runner(job.path, threads)
-        if run is not None:
-            y = validate.run_batched(run, info.preprocess(images))
+        why_not = cannot_run_here(job.path)
+        if why_not is None:
+            backend = load_backend(job.path, threads=threads, exact=True)
+            result.runtime = f"{backend.name} ({backend.device})"
+            y = validate.run_batched(backend, info.preprocess(images))
             if info.layout == "NHWC":
                 y = y.transpose(0, 3, 1, 2)
-            parity = validate.compare(y, ref)
+            parity = compare(y, ref)
             result.parity = parity.to_dict()
             if job.precision == "int8":
-                expected = validate.compare(nncf_ref, ref)
+                expected = compare(nncf_ref, ref)
                 result.threshold_db = round(validate.int8_floor(expected), 2)
                 result.parity["nncf_torch_psnr_db"] = expected.to_dict()["psnr_db"]
-                result.parity["vs_nncf_torch"] = validate.compare(y, nncf_ref).to_dict()
+                result.parity["vs_nncf_torch"] = compare(y, nncf_ref).to_dict()
             else:
                 result.threshold_db = validate.MIN_PSNR[job.precision]
             if parity.psnr_db < result.threshold_db:
                 problems.append(f"PSNR {parity.psnr_db:.1f} dB vs PyTorch < {result.threshold_db:.1f} dB")
             x1 = info.preprocess(images[:1])
-            result.latency_ms = round(validate.median_ms(lambda: run(x1), runs), 3)
+            result.latency_ms = round(median_ms(lambda: backend(x1), runs, warmup=3), 3)
         else:
-            result.message = f"parity not run: {result.runtime}"
-            result.runtime = ""
+            result.message = f"parity not run: {why_not} (structure checked here; parity runs where it can)"
         if problems:
             raise EdgeGANError("; ".join(problems))
+        if backend is not None:
+            backend.close()  # before the move: some runtimes hold the file open
+            backend = None
         _remove(final, companions)
         _move(job.path, final, companions)
-        result.status = "ok" if run is not None else "structure-ok"
+        result.status = "ok" if why_not is None else "structure-ok"
     except EdgeGANError as err:
         result.message = str(err)
     except Exception as err:
         result.message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    finally:
+        if backend is not None:
+            backend.close()
     if result.status == "failed":
         _remove(final, companions)  # never leave an older model under the name of one that just failed
         if job.path.exists():
@@ -365,7 +382,8 @@ def format_table(results: list[ExportResult]) -> str:
     for r in results:
         if r.parity:
             psnr = r.parity.get("psnr_db")
-            parity = f"{'inf' if psnr is None else f'{psnr:.1f}'} dB (>= {r.threshold_db:.1f}), max {r.parity['max_abs']:.2g}"
+            db = "inf" if psnr is None else f"{psnr:.1f}"
+            parity = f"{db} dB (>= {r.threshold_db:.1f}), max {r.parity['max_abs']:.2g}"
         else:
             parity = "-"
         latency = f"{r.latency_ms:.2f} ms" if r.latency_ms is not None else "-"

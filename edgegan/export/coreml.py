@@ -15,20 +15,15 @@ int8-int8 natively; older chips run the same file with fp16 compute).
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import shutil
-import sys
-import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edgegan.errors import EdgeGANError
+from edgegan.quiet import IMPORT_NOISE, quiet_logs
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import embed_coreml
 
@@ -37,19 +32,10 @@ SPEC_VERSION = {"iOS16": 7, "iOS17": 8}
 MACOS = {"iOS16": "macOS13", "iOS17": "macOS14"}
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet():
     # coremltools logs at import (untested torch/sklearn versions, no native runtime on Linux) and draws
     # a tqdm bar per pass pipeline on stderr.
-    lg = logging.getLogger("coremltools")
-    level = lg.level
-    lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        lg.setLevel(level)
+    return quiet_logs("coremltools", *IMPORT_NOISE, stderr=True)
 
 
 def _ct():
@@ -147,23 +133,3 @@ def structure(path: Path, job, info: ModelInfo) -> list[str]:
         if not ops.get("constexpr_affine_dequantize"):
             problems.append("int8 model without int8 weights (constexpr_affine_dequantize)")
     return problems
-
-
-def can_predict() -> str | None:
-    """None if Core ML can run models here, else why not."""
-    if sys.platform != "darwin":
-        return "Core ML runs models only on macOS (structure checked here; parity runs on a Mac)"
-    try:
-        _ct()
-        from coremltools import libcoremlpython  # noqa: F401
-    except ImportError as err:
-        return f"coremltools has no native runtime here ({err})"
-    return None
-
-
-def runner(path: Path, threads: int) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    why = can_predict()
-    if why:
-        return None, why
-    model = _load(path, compile_model=True)
-    return (lambda x: model.predict({"image": x})["cartoon"]), "Core ML (macOS)"

@@ -14,29 +14,17 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from edgegan.errors import EdgeGANError
 from edgegan.io_utils import write_bytes_atomic
+from edgegan.quiet import quiet_logs
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import embed_onnx
 
 OPSET = 18  # the dynamo fallback (asking it for 17 yields 18 anyway)
-
-
-def _quiet_exporter():
-    # The exporter's passes log every rewrite at INFO ("torchvision is not installed", ...).
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    return lambda: [lg.setLevel(level) for lg, level in zip(loggers, levels)]
 
 
 def _fp32_proto(model, path: Path, size: int, stride: int):
@@ -60,10 +48,9 @@ def _dynamo_proto(model, size: int, stride: int):
     x = torch.zeros(1, 3, size, size)
     kw = {"dynamo": True, "opset_version": OPSET, "verbose": False, "input_names": ["image"],
           "output_names": ["cartoon"]}
-    restore = _quiet_exporter()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
+        # the exporter's passes log every rewrite at INFO ("torchvision is not installed", ...)
+        with quiet_logs("torch.onnx", "onnxscript", "onnx_ir"), torch.no_grad():
             dims = {0: torch.export.Dim("batch", max=1024), 2: stride * torch.export.Dim("h", max=4096 // stride),
                     3: stride * torch.export.Dim("w", max=4096 // stride)}
             try:
@@ -72,8 +59,6 @@ def _dynamo_proto(model, size: int, stride: int):
                 return torch.onnx.export(model, (x,), None, **kw).model_proto, False
     except Exception as err:  # (the exporter raises many kinds; keep one line)
         raise EdgeGANError(f"ONNX export failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
-    finally:
-        restore()
 
 
 def write(job, cache: dict) -> ModelInfo:
@@ -135,18 +120,11 @@ def structure(path: Path, job, info: ModelInfo) -> list[str]:
         if t.elem_type != onnx.TensorProto.FLOAT:
             problems.append(f"{kind} {name} is {onnx.TensorProto.DataType.Name(t.elem_type)}, expected FLOAT")
         if len(t.shape.dim) != 4 or t.shape.dim[1].dim_value != 3:
-            problems.append(f"{kind} {name} shape {[d.dim_value or d.dim_param for d in t.shape.dim]}, expected Nx3xHxW")
+            dims = [d.dim_value or d.dim_param for d in t.shape.dim]
+            problems.append(f"{kind} {name} shape {dims}, expected Nx3xHxW")
     ops = {n.op_type for n in proto.graph.node}
     if job.precision == "int8" and not {"QuantizeLinear", "DequantizeLinear"} <= ops:
         problems.append("int8 model without QuantizeLinear/DequantizeLinear nodes")
     if job.precision == "fp16" and not any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
         problems.append("fp16 model without fp16 weights")
     return problems
-
-
-def runner(path: Path, threads: int) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    from edgegan.quantize.onnx_qdq import session
-
-    sess = session(path, threads=threads)
-    name = sess.get_inputs()[0].name
-    return (lambda x: sess.run(None, {name: x})[0]), "onnxruntime CPU"

@@ -14,13 +14,9 @@ them together.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from edgegan.errors import EdgeGANError
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import embed_openvino
 
@@ -45,7 +41,9 @@ def write(job, cache: dict) -> ModelInfo:
     import openvino as ov
 
     with tempfile.TemporaryDirectory(prefix="edgegan-ov-") as tmp:
-        model = ov.convert_model(str(_onnx_file(job, cache, Path(tmp))))
+        # read_model, not convert_model: the same ONNX frontend without ovc's telemetry, which forks a sender
+        # process per call (next to JAX's threads: a deadlock warning, and a network call that cannot succeed)
+        model = ov.Core().read_model(str(_onnx_file(job, cache, Path(tmp))))
     dynamic = any(model.input(0).get_partial_shape()[i].is_dynamic for i in (2, 3))
     extra = {**job.info.extra, "openvino": ov.get_version().split("-")[0]}
     if job.precision == "fp16":
@@ -82,18 +80,3 @@ def structure(path: Path, job, info: ModelInfo) -> list[str]:
     if job.precision == "fp16" and "f16" not in weight_types:
         problems.append("fp16 model without fp16 weights")
     return problems
-
-
-def runner(path: Path, threads: int) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    """OpenVINO CPU at fp32 inference precision: parity is measured on the file's own numbers, not on a
-    bf16 hint (which ``edgegan bench`` times separately)."""
-    import openvino as ov
-
-    try:
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                             "INFERENCE_PRECISION_HINT": "f32",
-                                                             "PERFORMANCE_HINT": "LATENCY"})
-    except RuntimeError as err:
-        raise EdgeGANError(f"{path}: OpenVINO cannot compile it ({' '.join(str(err).split())[:200]})") from err
-    request = compiled.create_infer_request()
-    return (lambda x: request.infer({0: x})[0].copy()), "OpenVINO CPU (f32)"

@@ -92,8 +92,8 @@ def load_source(path: str | Path) -> Source:
         net, ckpt = load_generator(path, "A2B")
     except CheckpointError as err:
         raise CheckpointError(f"--model {err}" if str(err).startswith(str(path)) else f"--model {path}: {err}") from err
-    spec = ckpt.state["models"][ckpt.state["translators"]["A2B"]]
-    size = int(spec["kwargs"].get("img_size") or ckpt.config.get("size") or 256)
+    _, spec = ckpt.generator_spec("A2B")
+    size = ckpt.trained_size("A2B")
     return Source(path, spec["name"], dict(spec["kwargs"]), size, _image_only(net, size),
                   sha256(ckpt.path / "weights.safetensors"), int(getattr(net, "reduction", 4)))
 

@@ -15,12 +15,7 @@ ops (Sqrt); ``ai-edge-litert`` is its maintained successor with the same ``Inter
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
-import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +23,7 @@ import numpy as np
 
 from edgegan.errors import EdgeGANError
 from edgegan.io_utils import write_bytes_atomic
+from edgegan.quiet import IMPORT_NOISE, quiet_logs
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.metadata_io import embed_tflite
 
@@ -37,37 +33,16 @@ FP16_WEIGHTS = [{"regex": ".*", "operation": "*", "algorithm_key": "float_castin
                                "compute_precision": "FLOAT", "explicit_dequantize": True}}]
 
 
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet(**env: str):
     # litert-torch and ai-edge-quantizer log every lowering at INFO on the root logger and draw tqdm bars.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
+    return quiet_logs("", level=logging.WARNING, stderr=True, env=env)
 
 
 def _litert_torch():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ INFO lines
-    import litert_torch
+    # Its import starts TensorFlow's C++ logging (absl, oneDNN lines on fd 2) and torchao, which warns that its
+    # CUDA kernels and triton are missing on a CPU machine: known noise, printed once per process.
+    with quiet_logs(*IMPORT_NOISE, native_stderr=True, env={"TF_CPP_MIN_LOG_LEVEL": "2"}):
+        import litert_torch
 
     litert_torch.config.show_progress = False
     return litert_torch
@@ -88,8 +63,7 @@ def _convert(model, size: int, *, quantized: bool) -> bytes:
         quant_config = QuantConfig(pt2e_quantizer=PT2EQuantizer().set_global(
             get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)))
     try:
-        with _env(LAYOUT_OPTIMIZE_PARTITIONER="GREEDY") if quantized else contextlib.nullcontext(), \
-                _quiet(), torch.no_grad():
+        with _quiet(**({"LAYOUT_OPTIMIZE_PARTITIONER": "GREEDY"} if quantized else {})), torch.no_grad():
             return bytes(litert_torch.convert(wrapped, (x,), quant_config=quant_config).model_content())
     except Exception as err:  # (the converter raises many kinds; keep one line)
         raise EdgeGANError(f"TFLite conversion failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
@@ -134,8 +108,9 @@ def write(job, cache: dict) -> ModelInfo:
 def _interpreter(path: Path, threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
+    with quiet_logs(warnings_off=False, native_stderr=True):  # "Created TensorFlow Lite XNNPACK delegate"
+        it = Interpreter(model_path=str(path), num_threads=threads)
+        it.allocate_tensors()
     return it
 
 
@@ -162,15 +137,3 @@ def structure(path: Path, job, info: ModelInfo) -> list[str]:
     if job.precision == "fp16" and "float16" not in dtypes:
         problems.append("fp16 model without fp16 weights")
     return problems
-
-
-def runner(path: Path, threads: int) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str]:
-    it = _interpreter(path, threads)
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        it.set_tensor(i, x)
-        it.invoke()
-        return it.get_tensor(o).copy()
-
-    return run, "ai-edge-litert (XNNPACK)"

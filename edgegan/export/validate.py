@@ -7,16 +7,13 @@ user's ``--photos`` folder), never random noise: a generator's error shows on im
 
 from __future__ import annotations
 
-import math
-import statistics
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgegan.errors import EdgeGANError
+from edgegan.runtime.quality import Parity
 
 # PSNR an export must reach against the fp32 PyTorch model (outputs in [-1, 1], peak-to-peak 2).
 MIN_PSNR = {"fp32": 60.0, "fp16": 45.0}
@@ -24,29 +21,6 @@ MIN_PSNR = {"fp32": 60.0, "fp16": 45.0}
 INT8_MARGIN_DB = 1.0
 # Validation and calibration crops of the demo-data photos (see edgegan.data.demo.SOURCES).
 PHOTO_SOURCES = ("astronaut", "chelsea", "coffee", "rocket")
-
-
-@dataclass
-class Parity:
-    """An export's outputs against a reference's on the same photos (model output units, [-1, 1])."""
-
-    psnr_db: float
-    max_abs: float
-    n: int
-
-    def to_dict(self) -> dict:
-        return {"psnr_db": None if math.isinf(self.psnr_db) else round(self.psnr_db, 2),
-                "max_abs": float(self.max_abs), "n": self.n}
-
-
-def compare(y: np.ndarray, ref: np.ndarray) -> Parity:
-    """PSNR over all pixels with peak-to-peak 2 (the [-1, 1] range), and the largest absolute difference."""
-    if y.shape != ref.shape:
-        raise EdgeGANError(f"output shape {tuple(y.shape)} differs from PyTorch's {tuple(ref.shape)}")
-    diff = y.astype(np.float64) - ref.astype(np.float64)
-    mse = float(np.mean(diff ** 2))
-    psnr = math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
-    return Parity(psnr, float(np.abs(diff).max()), len(y))
 
 
 def _skimage_photos() -> dict[str, np.ndarray]:
@@ -95,17 +69,6 @@ def folder_photos(folder: str | Path, size: int, *, limit: int, min_images: int,
 def run_batched(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """Batch-1 calls (every export is batch 1) over the photos, concatenated."""
     return np.concatenate([np.asarray(run(x[i:i + 1]), dtype=np.float32) for i in range(len(x))])
-
-
-def median_ms(run: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def int8_floor(nncf_vs_fp32: Parity) -> float:

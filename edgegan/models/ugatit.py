@@ -174,7 +174,9 @@ class UGATITDiscriminator(nn.Module):
         super().__init__()
         if n_layers < 3:
             raise ValueError(f"n_layers must be >= 3, got {n_layers}")
-        lrelu = lambda: nn.LeakyReLU(0.2, inplace=True)
+        def lrelu() -> nn.Module:
+            return nn.LeakyReLU(0.2, inplace=True)
+
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1), spectral_norm(nn.Conv2d(in_channels, ndf, 4, 2, bias=True)), lrelu()]
         ch = ndf

@@ -15,14 +15,12 @@ Two NNCF details handled here:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch
 from torch import nn
 
 from edgegan.errors import CheckpointError, EdgeGANError
+from edgegan.quiet import quiet_logs
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +101,9 @@ def setup_nncf():
     return nncf
 
 
-@contextlib.contextmanager
-def _quiet(progress: bool) -> Iterator[None]:
+def _quiet(progress: bool):
     """NNCF draws rich progress bars on stdout; keep them only when the caller shows progress."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if progress:
-            yield
-        else:
-            with contextlib.redirect_stdout(io.StringIO()):
-                yield
+    return quiet_logs(stdout=not progress)
 
 
 def quantizers(model: nn.Module) -> list[nn.Module]:
@@ -210,12 +202,15 @@ def load_quantized(path: str | Path) -> tuple[nn.Module, QuantizedSpec]:
     return model.eval(), spec
 
 
-def export_onnx(model: nn.Module, path: Path, size: int, *, qdq: bool, finalize: bool = True) -> Path:
+def export_onnx(model: nn.Module, path: Path, size: int, *, qdq: bool, finalize: bool = True,
+                info=None) -> Path:
     """ONNX via the legacy exporter (input ``image``, output ``cartoon``; batch, height, width dynamic).
 
     ``qdq``: the model holds NNCF quantizers; they are exported as QuantizeLinear/DequantizeLinear pairs,
     then :func:`edgegan.quantize.onnx_qdq.finalize_qdq` stores int8 weights and uint8 activations
-    (``finalize=False``: the exporter's graph as it is, for comparison).
+    (``finalize=False``: the exporter's graph as it is, for comparison). ``info``: the
+    :class:`~edgegan.runtime.metadata.ModelInfo` to embed (default: name, size and precision only), so the
+    runtime's loader opens every file written here.
     """
     import onnx
 
@@ -241,5 +236,10 @@ def export_onnx(model: nn.Module, path: Path, size: int, *, qdq: bool, finalize:
     proto = onnx.load_from_string(buf.getvalue())
     if qdq and finalize:
         proto, _ = finalize_qdq(proto)
+    from edgegan.runtime.metadata import ModelInfo
+    from edgegan.runtime.metadata_io import embed_onnx
+
+    embed_onnx(proto, info or ModelInfo(model=type(model).__name__, input_size=size,
+                                        precision="int8" if qdq else "fp32", dynamic_size=True))
     write_bytes_atomic(path, proto.SerializeToString())
     return path

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgegan.runtime.timing import time_interleaved  # noqa: F401  (re-exported: reports and benchmarks use it)
-
 INT_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
 
 
@@ -176,38 +174,11 @@ def op_counts(path: str | Path, *, optimized: bool = False, threads: int = 1) ->
 
     import onnx
 
+    from edgegan.runtime.backends import ort_session
+
     if not optimized:
         return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))
     with tempfile.TemporaryDirectory() as tmp:
         opt = Path(tmp) / "optimized.onnx"
-        session(path, threads=threads, optimized_path=opt)
+        ort_session(path, threads=threads, providers=["CPUExecutionProvider"], optimized_path=opt)
         return dict(Counter(n.op_type for n in onnx.load(str(opt)).graph.node))
-
-
-def session(path: str | Path, *, threads: int = 1, level: str = "all", optimized_path: Path | None = None):
-    """An onnxruntime CPU session (``level``: basic, extended or all graph optimisations)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.graph_optimization_level = {
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[level]
-    if optimized_path is not None:
-        opts.optimized_model_filepath = str(optimized_path)
-        opts.log_severity_level = 3  # the "hardware specific optimizations" warning is the point here
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def ort_translate(sess, images: np.ndarray, batch: int = 8) -> np.ndarray:
-    """uint8 (N, S, S, 3) RGB in, uint8 (N, S, S, 3) RGB out, through an ONNX generator."""
-    from edgegan.data.unpaired import to_model_range
-
-    name = sess.get_inputs()[0].name
-    outs = []
-    for i in range(0, len(images), batch):
-        y = sess.run(None, {name: to_model_range(images[i:i + batch])})[0]  # (B, 3, S, S) in [-1, 1]
-        outs.append(np.clip(np.rint((y.clip(-1, 1) + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
-    return np.concatenate(outs)

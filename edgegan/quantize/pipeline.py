@@ -40,8 +40,8 @@ def _student(path: str | Path):
     if not Path(path).exists():
         raise EdgeGANError(f"--model {path}: no such file or folder (expected a student checkpoint)")
     net, ckpt = load_generator(path, "A2B")
-    spec = ckpt.state["models"][ckpt.state["translators"]["A2B"]]
-    size = int(spec["kwargs"].get("img_size") or ckpt.config.get("size") or 256)
+    _, spec = ckpt.generator_spec("A2B")
+    size = ckpt.trained_size("A2B")
     with torch.no_grad():
         y = net.eval()(torch.zeros(1, 3, size, size))
     if not isinstance(y, torch.Tensor):
@@ -51,6 +51,15 @@ def _student(path: str | Path):
         log.warning("%s: per-image normalisation layers quantize badly and run slower in INT8 "
                     "(shared/README); quantize a distilled mobile student instead", path)
     return fold_batchnorm(net), {"name": spec["name"], "kwargs": spec["kwargs"]}, size, ckpt
+
+
+def _model_info(spec: dict, size: int, precision: str, checkpoint: Path):
+    """The metadata every EdgeGAN model file carries (so the runtime, eval and bench open these files too)."""
+    from edgegan import __version__
+    from edgegan.runtime.metadata import ModelInfo
+
+    return ModelInfo(model=spec["name"], input_size=size, precision=precision, dynamic_size=True,
+                     edgegan_version=__version__, source=str(checkpoint), extra={"kwargs": spec["kwargs"]})
 
 
 def _eval_photos(data: Path | None, calib, size: int):
@@ -117,6 +126,8 @@ def quantize_student(
     from edgegan.io_utils import write_json_atomic
     from edgegan.quantize import nncf_int8, onnx_qdq
     from edgegan.quantize.qat import QATConfig, train_qat
+    from edgegan.runtime.backends import load_backend
+    from edgegan.runtime.timing import time_interleaved
     from edgegan.train.common import prepare_out_dir, resume_point
 
     if method not in METHODS:
@@ -163,8 +174,8 @@ def quantize_student(
 
     paths = {k: out / v for k, v in FILES.items()}
     nncf_int8.save_quantized(qmodel, paths["torch"], nncf_int8.QuantizedSpec(spec, size, recipe.to_dict()))
-    nncf_int8.export_onnx(fp32, paths["fp32"], size, qdq=False)
-    nncf_int8.export_onnx(qmodel, paths["int8"], size, qdq=True)
+    for key, net in (("fp32", fp32), ("int8", qmodel)):
+        nncf_int8.export_onnx(net, paths[key], size, qdq=key == "int8", info=_model_info(spec, size, key, ckpt.path))
     sizes = {k: paths[k].stat().st_size for k in ("fp32", "int8", "torch")}
     report["files"] = {"fp32_onnx": str(paths["fp32"]), "int8_onnx": str(paths["int8"]),
                        "int8_torch": str(paths["torch"]), "bytes": sizes,
@@ -172,9 +183,9 @@ def quantize_student(
     # what onnxruntime makes of the QDQ graph: integer kernels (QLinearConv/QLinearAdd) vs float islands
     report["int8_graph_in_onnxruntime"] = onnx_qdq.op_counts(paths["int8"], optimized=True, threads=threads)
 
-    # quality: everything through onnxruntime, on the same photos
-    sess = {k: onnx_qdq.session(paths[k], threads=threads) for k in ("fp32", "int8")}
-    outs = {k: onnx_qdq.ort_translate(s, images) for k, s in sess.items()}
+    # quality: everything through the runtime's loader (onnxruntime's CPU provider), on the same photos
+    models = {k: load_backend(paths[k], threads=threads, exact=True) for k in ("fp32", "int8")}
+    outs = {k: m.translate(images) for k, m in models.items()}
     quality = {"photos": where, "n": len(names),
                "int8_vs_fp32": paired_scores(list(outs["int8"]), list(outs["fp32"])),
                "int8_ort_vs_torch": paired_scores(list(outs["int8"]), list(_torch_outputs(qmodel, images)))}
@@ -189,8 +200,10 @@ def quantize_student(
 
     # latency: both sessions, one call each in turn, on a real photo
     x = to_model_range(resize_square(images[0], latency_size)[None])
-    runners = {k: (lambda s=s: s.run(None, {"image": x})) for k, s in sess.items()}
-    ms = onnx_qdq.time_interleaved(runners, runs)
+    runners = {k: (lambda m=m: m(x)) for k, m in models.items()}
+    ms = time_interleaved(runners, runs)
+    for m in models.values():
+        m.close()
     report["latency"] = {"runtime": "onnxruntime CPU EP", "graph_optimization": "all", "size": latency_size,
                          "batch": 1, "threads": threads, "runs": runs, "fp32_ms": ms["fp32"], "int8_ms": ms["int8"],
                          "int8_vs_fp32": ms["int8"] / ms["fp32"]}

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 
-from edgegan.runtime.backends import BACKENDS, Backend, load_backend
+from edgegan.runtime.backends import Backend, load_backend
 from edgegan.runtime.faces import DETECTORS, Face, create_detector
+from edgegan.runtime.formats import BACKENDS, FORMATS
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.pipeline import MODES, Cartoonizer, FrameResult, StageTimes
 
-__all__ = ["BACKENDS", "DETECTORS", "MODES", "Backend", "Cartoonizer", "Face", "FrameResult", "ModelInfo",
+__all__ = ["BACKENDS", "DETECTORS", "FORMATS", "MODES", "Backend", "Cartoonizer", "Face", "FrameResult", "ModelInfo",
            "StageTimes", "load", "load_backend"]
 
 
@@ -30,7 +31,8 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, mode: str 
     """Load an exported model and the face pipeline around it.
 
     Args:
-        path: ``.onnx``, ``.tflite``, ``.mlpackage`` or OpenVINO ``.xml`` written by ``edgegan export`` (it carries its own
+        path: ``.onnx``, ``.tflite``, ``.mlpackage`` or OpenVINO ``.xml`` written by ``edgegan export`` (it carries
+            its own
             pre/post-processing metadata), or ``"demo"`` / ``"demo:int8"`` / ``"demo:fp32"`` / ``"demo:tflite"`` ...:
             the demo model shipped in the package (``edgegan.runtime.packaged``).
         backend: "auto" (from the suffix), "onnxruntime", "litert", "coreml" or "openvino".

@@ -2,7 +2,8 @@
 
 The model file's suffix picks the backend (``.onnx`` -> onnxruntime, ``.tflite`` -> litert,
 ``.mlpackage``/``.mlmodel`` -> coreml, ``.xml`` -> openvino); ``backend=`` overrides it where a second
-runtime can read the same format (OpenVINO runs ``.onnx`` files too). Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
+runtime can read the same format (OpenVINO runs ``.onnx`` files too); the table is ``edgegan.runtime.formats``.
+Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
 converts to the file's own input type (fp16, quantized int8) itself, so callers never branch on the
 format. Each runtime is imported inside the backend that needs it: an install carries only the
 runtimes it uses. Nothing here imports torch.
@@ -20,21 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from edgegan.errors import EdgeGANError
+from edgegan.quiet import quiet_logs
+from edgegan.runtime.formats import BACKENDS, format_of, read_model_info
 from edgegan.runtime.metadata import ModelInfo
-from edgegan.runtime.metadata_io import read_model_info
 from edgegan.runtime.packaged import resolve_model
 
 log = logging.getLogger(__name__)
 
-# backend name -> the model suffixes it runs
-BACKENDS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": (".onnx",),
-    "litert": (".tflite",),
-    "coreml": (".mlpackage", ".mlmodel"),
-    "openvino": (".xml", ".onnx"),  # after onnxruntime: a .onnx file goes to onnxruntime unless asked
-}
-MODEL_SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for v in BACKENDS.values() for s in v))  # every runnable file
-_ALIASES = {"ov": "openvino", "ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert", "tflite_runtime": "litert",
+_ALIASES = {"ov": "openvino", "ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert",
+            "tflite_runtime": "litert",
             "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml"}
 
 # ONNX Runtime execution providers, most preferred first; "auto" uses every one this build has, in
@@ -71,13 +66,8 @@ _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor
 
 
 def backend_for(path: str | os.PathLike[str]) -> str:
-    """The backend that runs a model file, from its suffix."""
-    suffix = Path(path).suffix.lower()
-    for name, suffixes in BACKENDS.items():
-        if suffix in suffixes:
-            return name
-    known = ", ".join(s for v in BACKENDS.values() for s in v)
-    raise EdgeGANError(f"{path}: unknown model type {suffix or '(no suffix)'!r} (expected {known})")
+    """The backend that runs a model file by default, from its suffix."""
+    return format_of(path).backends[0]
 
 
 def resolve_backend(path: str | os.PathLike[str], backend: str | None) -> str:
@@ -113,6 +103,11 @@ class Backend:
         s = max(1, self.info.stride)
         return max(s, round(height / s) * s), max(s, round(width / s) * s)
 
+    def translate(self, rgb: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB photos (at a size the model takes) -> its (N, H, W, 3) uint8 RGB outputs,
+        one batch-1 call per photo (how every format runs)."""
+        return np.concatenate([self.info.postprocess(self(self.info.preprocess(im))) for im in rgb])
+
     def close(self) -> None:
         """Release the runtime's memory (a no-op where the runtime frees it on garbage collection)."""
 
@@ -124,7 +119,7 @@ class Backend:
 def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None,
                  provider: str | None = None, delegate: str | None = None,
                  compute_units: str = "ALL", device: str | None = None,
-                 precision_hint: str | None = None) -> Backend:
+                 precision_hint: str | None = None, exact: bool = False) -> Backend:
     """Open an exported EdgeGAN model on the backend its suffix implies, or on ``backend``.
 
     Args:
@@ -139,6 +134,9 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         device: OpenVINO device ("auto", "cpu", "gpu", "npu"); default "auto": the best one present.
         precision_hint: OpenVINO inference precision ("f32", "bf16", "f16"); default: the device's own
             choice (bf16 on CPUs with AMX, f16 on GPUs).
+        exact: run the file's own numbers on the CPU (onnxruntime's CPU provider, OpenVINO's CPU at f32,
+            LiteRT without a delegate, Core ML CPU only), whatever accelerator or lower-precision hint this
+            machine offers: what export validation and quality scores measure.
     """
     path = resolve_model(path)
     name = resolve_backend(path, backend)
@@ -152,10 +150,13 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
                                "(add --backend openvino for a .onnx file)")
     if threads is not None and threads < 1:
         raise EdgeGANError(f"--threads {threads}: must be at least 1")
-    if name == "coreml" and sys.platform != "darwin":
-        # checked before reading the file: the message is the same for any .mlpackage on Linux/Windows
-        raise EdgeGANError(f"{path}: CoreML models run only on macOS (this is {sys.platform}); "
-                           "use the .onnx or .tflite export of the same model here")
+    why = cannot_run_here(path, name)  # before reading the file: the same answer for any .mlpackage off macOS
+    if why:
+        raise EdgeGANError(f"{path}: {why}; use the .onnx or .tflite export of the same model here")
+    if exact:
+        if delegate:
+            raise EdgeGANError(f"--delegate {delegate}: an exact (CPU) run takes no delegate")
+        provider, device, precision_hint, compute_units = "cpu", "cpu", "f32", "CPU_ONLY"
     info = read_model_info(path)
     if name == "onnxruntime":
         return OrtBackend.open(path, info, threads=threads, provider=provider)
@@ -164,6 +165,20 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
     if name == "openvino":
         return OpenVINOBackend.open(path, info, threads=threads, device=device, precision_hint=precision_hint)
     return CoreMLBackend.open(path, info, compute_units=compute_units)
+
+
+def cannot_run_here(path: str | os.PathLike[str], backend: str | None = None) -> str | None:
+    """Why this machine cannot run ``path`` on ``backend`` (default: its format's) at all, or None: a format
+    whose runtime exists only on another OS. A missing package is not such a reason (the loader names it)."""
+    name = resolve_backend(path, backend)
+    if name == "coreml":
+        if sys.platform != "darwin":
+            return f"CoreML models run only on macOS (this is {sys.platform})"
+        try:
+            from coremltools import libcoremlpython  # noqa: F401  (the native runtime, absent from some builds)
+        except ImportError as err:
+            return f"coremltools has no native Core ML runtime here ({err})"
+    return None
 
 
 def check_input_shape(path: Path, info: ModelInfo, shape) -> None:
@@ -216,6 +231,26 @@ def _provider_options(name: str) -> dict:
     return {}
 
 
+def ort_session(path: str | os.PathLike[str], *, threads: int | None = None, providers: list[str] | None = None,
+                optimized_path: str | os.PathLike[str] | None = None):
+    """The one place an onnxruntime session is made: all graph optimisations, ``threads`` intra-op threads
+    (one inter-op), ``providers`` (default: :func:`ort_providers`); ``optimized_path`` saves the graph
+    onnxruntime actually runs (fused QLinear kernels, float islands) for inspection."""
+    import onnxruntime as ort
+
+    providers = providers or ort_providers()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # warnings about unused initializers etc. are not the user's problem
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    if optimized_path is not None:
+        opts.optimized_model_filepath = str(optimized_path)
+    return ort.InferenceSession(str(path), sess_options=opts,
+                                providers=[(p, _provider_options(p)) for p in providers])
+
+
 @dataclass
 class OrtBackend(Backend):
     session: object = None
@@ -225,18 +260,10 @@ class OrtBackend(Backend):
 
     @classmethod
     def open(cls, path: Path, info: ModelInfo, *, threads: int | None, provider: str | None) -> OrtBackend:
-        import onnxruntime as ort
-
-        providers = ort_providers(provider)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # warnings about unused initializers etc. are not the user's problem
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(str(path), sess_options=opts,
-                                           providers=[(p, _provider_options(p)) for p in providers])
+            session = ort_session(path, threads=threads, providers=ort_providers(provider))
+        except EdgeGANError:
+            raise
         except Exception as err:  # onnxruntime raises its own pybind exception types for bad files
             first = " ".join(str(err).split())[:300]
             raise EdgeGANError(f"{path}: onnxruntime cannot load this model ({first})") from err
@@ -272,26 +299,6 @@ def litert_interpreter():
     return Interpreter, load_delegate
 
 
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence C++ writes to stderr for the duration (LiteRT prints an INFO line per interpreter it creates,
-    which would precede every one-line message of the CLI); Python exceptions are unaffected."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-
-
 @dataclass
 class LiteRTBackend(Backend):
     interpreter: object = None
@@ -313,7 +320,8 @@ class LiteRTBackend(Backend):
                 raise EdgeGANError(f"--delegate {delegate}: cannot load this delegate library "
                                    f"({' '.join(str(err).split())[:200]})") from err
         try:
-            with quiet_native_stderr():
+            # LiteRT prints an INFO line per interpreter from C++, which would precede every one-line CLI message
+            with quiet_logs(warnings_off=False, native_stderr=True):
                 interp = Interpreter(model_path=str(path), num_threads=threads,
                                      experimental_delegates=delegates or None)
                 interp.allocate_tensors()
@@ -440,7 +448,8 @@ class OpenVINOBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = threads
         if precision_hint not in (None, "", "auto"):
             if precision_hint.lower() not in OV_PRECISION_HINTS:
-                raise EdgeGANError(f"--precision-hint {precision_hint}: choose from auto, {', '.join(OV_PRECISION_HINTS)}")
+                raise EdgeGANError(f"--precision-hint {precision_hint}: choose from auto, "
+                                   f"{', '.join(OV_PRECISION_HINTS)}")
             config["INFERENCE_PRECISION_HINT"] = precision_hint.lower()
         if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
             raise EdgeGANError(f"{path}: its weights {path.with_suffix('.bin').name} are missing next to it")

@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from edgegan.errors import EdgeGANError
-from edgegan.runtime.backends import MODEL_SUFFIXES, ORT_PROVIDERS, backend_for, load_backend, ort_providers
+from edgegan.runtime.backends import ORT_PROVIDERS, backend_for, load_backend, ort_providers
 from edgegan.runtime.capture import open_source
 from edgegan.runtime.clip import write_clip
 from edgegan.runtime.demo import RunStats
+from edgegan.runtime.formats import MODEL_SUFFIXES
 from edgegan.runtime.packaged import DEMO_DIR, NAME, resolve_model
-from edgegan.runtime.timing import interleaved_times
+from edgegan.runtime.quality import compare
+from edgegan.runtime.timing import interleaved_times, p90
 
 WARMUP = 5  # model calls before timing
 PIPELINE_WARMUP = 3  # frames through the pipeline before timing (allocators, runtime caches, first detection)
@@ -100,23 +102,6 @@ def _configs(path: Path, provider: str | None, delegate: str | None, device: str
     return [("coreml", {})]
 
 
-def time_backend(backend, runs: int) -> tuple[float, float]:
-    """(median, p90) milliseconds of ``runs`` calls on a fixed random input at the model's size."""
-    info = backend.info
-    h, w = backend.input_hw(info.input_size, info.input_size)
-    rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    x = info.preprocess(rgb)
-    for _ in range(WARMUP):
-        backend(x)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        backend(x)
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
-
-
 def parity_photos(size: int) -> np.ndarray:
     """4 real face crops (the clip's photo at 4 framings), (4, size, size, 3) uint8 RGB."""
     import cv2
@@ -138,11 +123,6 @@ def _outputs(backend, photos: np.ndarray) -> np.ndarray:
     return np.concatenate(ys).astype(np.float32)
 
 
-def _psnr(y: np.ndarray, ref: np.ndarray, peak_to_peak: float = 2.0) -> float:
-    mse = float(np.mean((y.astype(np.float64) - ref.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak_to_peak ** 2 / mse)
-
-
 def bench_models(path: str | Path, *, threads: int | None = None, runs: int = 50, provider: str | None = None,
                  delegate: str | None = None, device: str | None = None,
                  precision_hint: str | None = None, size: int | None = None) -> list[LatencyRow]:
@@ -162,7 +142,8 @@ def bench_models(path: str | Path, *, threads: int | None = None, runs: int = 50
                     continue
                 h, w = b.input_hw(size or b.info.input_size, size or b.info.input_size)
                 row = LatencyRow(file.name, b.info.precision, backend, b.device, f"{w}x{h}",
-                                 hint=kwargs.get("precision_hint") or "", at_size=size is None or (h, w) == (size, size))
+                                 hint=kwargs.get("precision_hint") or "",
+                                 at_size=size is None or (h, w) == (size, size))
                 if not row.at_size:
                     row.note = f"fixed-size model: runs at {w}x{h} only, not ranked"
                 rows.append(row)
@@ -182,8 +163,7 @@ def _time_interleaved(loaded: list, runs: int) -> None:
                               runs, warmup=WARMUP)
     times = [times[i] for i in range(len(loaded))]
     for (row, _, _), ts in zip(loaded, times):
-        ts.sort()
-        row.median_ms, row.p90_ms = statistics.median(ts), ts[min(len(ts) - 1, int(0.9 * len(ts)))]
+        row.median_ms, row.p90_ms = statistics.median(ts), p90(ts)
 
 
 def _parity(loaded: list) -> None:
@@ -203,7 +183,7 @@ def _parity(loaded: list) -> None:
         ref = _outputs(ref_b, photos)
         for row, b, _ in items:
             try:
-                row.psnr_db = round(_psnr(_outputs(b, photos), ref), 2)
+                row.psnr_db = round(compare(_outputs(b, photos), ref).psnr_db, 2)
             except Exception as err:
                 row.note = f"parity not measured: {type(err).__name__}"
 

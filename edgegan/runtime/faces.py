@@ -68,12 +68,13 @@ class BlazeFace:
     """MediaPipe BlazeFace on LiteRT: letterboxed input, our own anchor decoding and weighted NMS."""
 
     def __init__(self, path: str | Path, *, min_score: float = 0.5, iou: float = 0.3, threads: int = 1):
-        from edgegan.runtime.backends import litert_interpreter, quiet_native_stderr
+        from edgegan.quiet import quiet_logs
+        from edgegan.runtime.backends import litert_interpreter
 
         Interpreter, _ = litert_interpreter()
         self.path = Path(path)
         try:
-            with quiet_native_stderr():
+            with quiet_logs(warnings_off=False, native_stderr=True):
                 self.interp = Interpreter(model_path=str(self.path), num_threads=threads)
                 self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as err:

@@ -65,7 +65,8 @@ class ModelInfo:
         except (json.JSONDecodeError, TypeError) as err:
             raise EdgeGANError(f"{where}: unreadable EdgeGAN metadata ({err})") from err
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise EdgeGANError(f"{where}: not EdgeGAN metadata (format {d.get('format') if isinstance(d, dict) else d!r})")
+            found = d.get("format") if isinstance(d, dict) else d
+            raise EdgeGANError(f"{where}: not EdgeGAN metadata (format {found!r})")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 

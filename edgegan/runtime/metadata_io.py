@@ -26,8 +26,6 @@ from xml.etree import ElementTree
 from edgegan.errors import EdgeGANError
 from edgegan.runtime.metadata import METADATA_KEY, ModelInfo
 
-SUFFIXES = (".onnx", ".tflite", ".mlpackage", ".mlmodel", ".xml")
-
 
 # ------------------------------------------------------------------------------------------ writers
 def embed_onnx(model, info: ModelInfo):
@@ -77,38 +75,19 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value or "")
 
 
-# ------------------------------------------------------------------------------------------ reader
-def read_model_info(path: str | Path) -> ModelInfo:
-    """The :class:`ModelInfo` embedded in an exported ``.onnx``, ``.tflite`` or ``.mlpackage``/``.mlmodel``.
+# ------------------------------------------------------------------------------------------ readers
+# One per container: the file -> the metadata JSON, or None when the file holds none. Dispatched by
+# suffix through ``edgegan.runtime.formats.FORMATS`` (``read_model_info``).
+def onnx_metadata(path: Path) -> str | None:
+    return _read_bytes(path, _onnx_metadata)
 
-    Raises:
-        EdgeGANError: one line naming the file when it is missing, of an unknown kind, corrupt, or
-            holds no EdgeGAN metadata.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise EdgeGANError(f"{path}: unknown model type {suffix or '(no suffix)'!r} "
-                           f"(expected {', '.join(SUFFIXES)})")
-    if not path.exists():
-        raise EdgeGANError(f"{path}: no such model file")
-    try:
-        if suffix == ".onnx":
-            text = _read_bytes(path, _onnx_metadata)
-        elif suffix == ".tflite":
-            text = _read_bytes(path, _tflite_metadata)
-        elif suffix == ".xml":
-            text = _openvino_metadata(path)
-        else:
-            text = _read_bytes(_coreml_spec_path(path), _coreml_metadata)
-    except EdgeGANError:
-        raise
-    except (OSError, ValueError, IndexError, struct.error, UnicodeDecodeError, KeyError, TypeError,
-            ElementTree.ParseError) as err:
-        raise EdgeGANError(f"{path}: corrupt or unreadable {suffix[1:]} model ({type(err).__name__}: {err})") from err
-    if text is None:
-        raise EdgeGANError(f"{path}: has no EdgeGAN metadata (not written by `edgegan export`?)")
-    return ModelInfo.from_json(text, where=str(path))
+
+def tflite_metadata(path: Path) -> str | None:
+    return _read_bytes(path, _tflite_metadata)
+
+
+def coreml_metadata(path: Path) -> str | None:
+    return _read_bytes(_coreml_spec_path(path), _coreml_metadata)
 
 
 def _read_bytes(path: Path, parse) -> str | None:
@@ -266,7 +245,7 @@ def _tflite_metadata(buf) -> str | None:
 
 
 # -------------------------------------------------------------------------------- OpenVINO IR (XML)
-def _openvino_metadata(path: Path) -> str | None:
+def openvino_metadata(path: Path) -> str | None:
     """The ``edgegan`` value of the IR's top-level ``<rt_info>``. Streamed: the layer list comes first and
     is dropped element by element, so a large IR is never held in memory."""
     if path.is_dir():

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
 
 from edgegan.errors import CheckpointError
 from edgegan.io_utils import write_json_atomic
@@ -45,6 +45,17 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: has no {direction} generator (directions: {have})")
         name = translators[direction]
         return name, self.state["models"][name]
+
+    def trained_size(self, direction: str = "A2B") -> int:
+        """The side (px) the ``direction`` generator was trained at: its ``img_size`` (every teacher and
+        student checkpoint saves it), else the saved config's ``size`` (a training run's; a distill run's
+        0 means "the teacher's" and answers nothing). A QAT checkpoint has no generators: its config's size."""
+        kwargs = self.generator_spec(direction)[1].get("kwargs", {}) if self.state.get("translators") else {}
+        size = kwargs.get("img_size") or self.config.get("size")
+        if not size:
+            raise CheckpointError(f"{self.path}: does not say what size its {direction} generator was trained at "
+                                  "(no img_size in its spec, no size in its config)")
+        return int(size)
 
 
 def _fsync_dir(path: Path) -> None:

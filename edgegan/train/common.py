@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -30,6 +31,9 @@ from edgegan.train.checkpoint import (
     read_checkpoint,
     set_rng_state,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +136,7 @@ class MetricsLog:
             write_text_atomic(path, "".join(ln + "\n" for ln in kept))
         elif resume_step is None and path.exists():
             path.unlink()
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the run, closed by close())
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
@@ -245,7 +249,7 @@ class Prefetcher:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> Prefetcher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -287,7 +291,7 @@ class StepLog:
         if self.metrics is not None:
             self.metrics.close()
 
-    def __enter__(self) -> StepLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

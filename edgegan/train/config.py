@@ -1,4 +1,5 @@
-"""Training configuration: one dataclass, presets as data, saved next to the checkpoints."""
+"""Run configurations (``train``'s, with presets as data; ``distill``'s), saved next to the checkpoints.
+Torch-free: the CLI's --help states their defaults from here."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ class SavedConfig:
     PATH_FIELDS: ClassVar[tuple[str, ...]] = ()
     COMMAND: ClassVar[str] = ""  # the command that resumes such a run
     MARKER: ClassVar[str] = ""  # a key only this kind of run's config.json has
+    SHOWN: ClassVar[dict[str, str]] = {}  # what a field's default means where its value does not say
+
+    @classmethod
+    def shown_default(cls, name: str) -> str:
+        """Field ``name``'s default as a --help text states it, so a default is written once: here."""
+        if name in cls.SHOWN:
+            return cls.SHOWN[name]
+        return _shown({f.name: f for f in dataclasses.fields(cls)}[name].default)
 
     def to_dict(self) -> dict:
         d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -35,6 +44,14 @@ class SavedConfig:
             if isinstance(v, list) and isinstance(getattr(cls, k, None), tuple):
                 kw[k] = tuple(v)
         return cls(**kw)
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else "''"
 
 
 def saved_run_config(cls, out: str, overrides: dict, arch_fields: tuple[str, ...], *, verb: str):
@@ -115,6 +132,46 @@ class TrainConfig(SavedConfig):
     channels_last: str = "auto"  # auto (on for CUDA) | on | off
     cache_mb: float = 1024
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def shown_default(cls, name: str) -> str:
+        """The dataclass's default, after the value of each preset that sets another."""
+        base = super().shown_default(name)
+        own = {p: _shown(v[name]) for p, v in PRESETS.items() if name in v and _shown(v[name]) != base}
+        return f"the preset's: {', '.join(f'{p} {v}' for p, v in own.items())}, others {base}" if own else base
+
+
+@dataclass
+class DistillConfig(SavedConfig):
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("teacher", "data")
+    COMMAND: ClassVar[str] = "distill"
+    MARKER: ClassVar[str] = "teacher"
+    SHOWN: ClassVar[dict[str, str]] = {"size": "the teacher's"}
+
+    teacher: str = ""  # a checkpoint with an A2B generator; pinned to its step_* folder at the start
+    data: str = ""  # only trainA/ (and testA/ for samples) are used
+    out: str = "runs/distill"
+    student: str = "mobile-s"  # registry name
+    student_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 0.75}
+    size: int = 0  # training crop; 0 = the teacher's size
+    iters: int = 3000
+    batch: int = 8  # BatchNorm statistics need a batch; 1 would make train and eval behave differently
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    pixel_weight: float = 1.0
+    feature_weight: float = 1.0
+    adv_weight: float = 0.0  # > 0: LSGAN term through the teacher's frozen domain-B discriminators
+    save_every: int = 500
+    sample_every: int = 500
+    log_every: int = 10
+    n_samples: int = 4
+    keep_checkpoints: int = 3
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: str = "auto"
+    cache_mb: float = 1024
 
 
 # Fields that define the networks: a checkpoint only resumes under the same values.

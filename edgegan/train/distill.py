@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from edgegan.data.unpaired import UnpairedData
 from edgegan.errors import CheckpointError, EdgeGANError
@@ -50,45 +48,14 @@ from edgegan.train.common import (
     set_requires_grad,
     setup_runtime,
 )
-from edgegan.train.config import SavedConfig, saved_run_config
+from edgegan.train.config import DistillConfig, saved_run_config
 from edgegan.train.ugatit import generator_adv_loss
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- config
-@dataclass
-class DistillConfig(SavedConfig):
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("teacher", "data")
-    COMMAND: ClassVar[str] = "distill"
-    MARKER: ClassVar[str] = "teacher"
-
-    teacher: str = ""  # a checkpoint with an A2B generator; pinned to its step_* folder at the start
-    data: str = ""  # only trainA/ (and testA/ for samples) are used
-    out: str = "runs/distill"
-    student: str = "mobile-s"  # registry name
-    student_kwargs: dict = field(default_factory=dict)  # e.g. {"width": 0.75}
-    size: int = 0  # training crop; 0 = the teacher's size
-    iters: int = 3000
-    batch: int = 8  # BatchNorm statistics need a batch; 1 would make train and eval behave differently
-    lr: float = 2e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    pixel_weight: float = 1.0
-    feature_weight: float = 1.0
-    adv_weight: float = 0.0  # > 0: LSGAN term through the teacher's frozen domain-B discriminators
-    save_every: int = 500
-    sample_every: int = 500
-    log_every: int = 10
-    n_samples: int = 4
-    keep_checkpoints: int = 3
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: str = "auto"
-    cache_mb: float = 1024
-
-
+# DistillConfig lives in edgegan.train.config (torch-free: the CLI's --help reads its defaults).
 # Fields that define the networks and what they learn: a run only resumes under the same values.
 ARCH_FIELDS = ("teacher", "student", "student_kwargs", "size")
 
@@ -321,9 +288,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False, progress: bool = True) 
     ckpt = resume_point(out, resume=resume)
 
     generator, teacher_ckpt = load_generator(cfg.teacher, "A2B")
-    teacher_size = int(teacher_ckpt.state["models"][teacher_ckpt.state["translators"]["A2B"]]["kwargs"]
-                       .get("img_size", teacher_ckpt.config.get("size", 256)))
-    size = cfg.size or teacher_size
+    size = cfg.size or teacher_ckpt.trained_size("A2B")
     teacher = FrozenTeacher(generator, taps=cfg.feature_weight > 0)
     discs = teacher_discriminators(teacher_ckpt.path) if cfg.adv_weight > 0 else []
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from edgegan.errors import EdgeGANError
 

@@ -19,8 +19,8 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from edgegan.data.unpaired import UnpairedData
@@ -84,7 +84,7 @@ class Discriminators(nn.Module):
 
     def __init__(self, cfg: TrainConfig):
         super().__init__()
-        kw = dict(ndf=cfg.ndf, img_size=cfg.size)
+        kw = {"ndf": cfg.ndf, "img_size": cfg.size}
         self.global_a = create_model("ugatit-disc-global", **kw)
         self.local_a = create_model("ugatit-disc-local", **kw)
         self.global_b = create_model("ugatit-disc-global", **kw)

@@ -89,7 +89,7 @@ def build_site(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
         EdgeGANError: the model is missing, not ONNX or has no metadata; onnxruntime-web is not
             installed; ``out`` holds something else.
     """
-    from edgegan.runtime.metadata_io import read_model_info
+    from edgegan.runtime.formats import read_model_info
     from edgegan.runtime.packaged import resolve_model
 
     model, out = resolve_model(model, formats=("onnx",), precision="fp32"), Path(out)
