@@ -103,16 +103,39 @@ def data_prepare(src: Path, out: Path, size: int, margin: float, whiten: bool, m
                f"(see {out / 'prepare.json'}); train with --face-id-crop {report['face_id_crop']}")
 
 
-# ---------------------------------------------------------------- train
-_TRAIN_FLAGS = {  # CLI flag -> TrainConfig field; only flags the user gives override the preset/saved run
-    "size": "size", "ngf": "ngf", "ndf": "ndf", "n_res": "n_res", "iters": "iters", "batch": "batch",
-    "lr": "lr", "save_every": "save_every", "sample_every": "sample_every", "log_every": "log_every",
-    "seed": "seed", "device": "device", "precision": "precision", "channels_last": "channels_last",
-    "data": "data", "keep_checkpoints": "keep_checkpoints", "id_model": "id_model",
-    "face_id_weight": "face_id_weight", "face_id_crop": "face_id_crop", "cam_weight": "cam_weight",
-    "identity_weight": "identity_weight", "cycle_weight": "cycle_weight", "skip": "skip", "color_mlp": "color_mlp",
-    "ema_decay": "ema_decay", "diffaug": "diffaug", "d_lr_mult": "d_lr_mult",
-}
+# ---------------------------------------------------------------- train, distill
+# Their options default to None: only the flags given override the preset or the saved run. The default a
+# help text states is the run config's (edgegan.train.config), so each default is written once, there.
+def _option(cfg, flag: str, text: str, **kw):
+    """``flag`` for the ``cfg`` field of its name; its help ends with that field's default."""
+    name = flag.split("/")[0][2:].replace("-", "_")
+    return click.option(flag, name, default=None, help=f"{text} [{cfg.shown_default(name)}].", **kw)
+
+
+def _run_options(cfg, data_help: str, **notes: str):
+    """The options train and distill share: where, how long, how, resume; ``notes``: field -> more help."""
+    def opt(flag: str, text: str, **kw):
+        return _option(cfg, flag, text + notes.get(flag[2:].replace("-", "_"), ""), **kw)
+
+    return _options(
+        click.option("--data", type=click.Path(path_type=str), help=data_help),
+        click.option("--out", type=click.Path(path_type=str), required=True, help="Run folder (checkpoints, samples)."),
+        opt("--size", "Training crop size", type=int),
+        opt("--iters", "Total iterations", type=int),
+        opt("--batch", "Batch size", type=int),
+        opt("--lr", "Adam learning rate", type=float),
+        opt("--save-every", "Checkpoint interval in iterations", type=int),
+        opt("--sample-every", "Sample-grid interval, 0 = off", type=int),
+        opt("--log-every", "metrics.jsonl interval", type=int),
+        opt("--seed", "Random seed", type=int),
+        opt("--device", "auto, cpu, cuda or cuda:N"),
+        opt("--precision", "Autocast", type=click.Choice(["auto", "fp32", "bf16", "fp16"])),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
+        click.option("--no-progress", is_flag=True, help="No progress bar (logs only)."),
+    )
+
+
+_train_option = partial(_option, TrainConfig)
 
 
 @main.command()
