@@ -64,7 +64,7 @@ def main(verbose: bool) -> None:
 # ---------------------------------------------------------------- data
 @main.group()
 def data() -> None:
-    """Datasets: the built-in demo data, face crops from your photos."""
+    """Datasets: the built-in demo data, face crops from your photos and cartoons, train/test split."""
 
 
 @data.command("demo")
@@ -83,24 +83,97 @@ def data_demo(out: Path, size: int, n_train: int, n_test: int, seed: int, overwr
 
 
 @data.command("prepare")
-@click.option("--src", required=True, type=click.Path(path_type=Path), help="Folder of photos (not recursive).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the aligned face crops.")
+@click.option("--src", required=True, type=click.Path(path_type=Path),
+              help="Folder of photos (not recursive); with --kind cartoon also a video file.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the face crops.")
+@click.option("--kind", type=click.Choice(["photo", "cartoon"]), default="photo", show_default=True,
+              help="photo: dlib detection + 5-point alignment; cartoon: AnimeFace detection, square crops.")
 @click.option("--size", type=int, default=256, show_default=True, help="Crop side in pixels.")
 @click.option("--margin", type=float, default=0.5, show_default=True,
-              help="Space around dlib's mean-face square, as a fraction of it (0.5: face ~ the central half).")
-@click.option("--whiten", is_flag=True, help="Whiten the background (MediaPipe selfie segmentation).")
-@click.option("--min-face", type=int, default=40, show_default=True, help="Skip faces narrower than this (px).")
+              help="Space around the face (photo: dlib's mean-face square; cartoon: the detector's box), as a "
+                   "fraction of it (0.5: face ~ the central half).")
+@click.option("--whiten", is_flag=True, help="Whiten the background (photo: MediaPipe selfie segmentation; "
+              "cartoon: see --whiten-method).")
+@click.option("--whiten-method", type=click.Choice(["flood", "segment", "both"]), default=None,
+              help="cartoon: flood (flat backdrop from the border), segment (selfie segmentation) or both [flood].")
+@click.option("--min-face", type=int, default=None, help="Skip faces narrower than this, px [photo 40, cartoon 64].")
+@click.option("--every", type=int, default=None, help="cartoon, video --src: every N-th frame [10].")
+@click.option("--dup-threshold", type=int, default=None,
+              help="cartoon: drop a crop within this many bits (of 64) of a kept crop's perceptual hash; "
+                   "-1 keeps all [6].")
 @click.option("--overwrite", is_flag=True, help="Write into an --out that already holds images.")
 @click.option("--no-progress", is_flag=True)
-def data_prepare(src: Path, out: Path, size: int, margin: float, whiten: bool, min_face: int, overwrite: bool,
+def data_prepare(src: Path, out: Path, kind: str, size: int, margin: float, whiten: bool, whiten_method: str | None,
+                 min_face: int | None, every: int | None, dup_threshold: int | None, overwrite: bool,
                  no_progress: bool) -> None:
-    """Detect, align and crop the face in each photo (dlib), optionally on a white background."""
-    from edgegan.data.prepare import prepare_faces
+    """Detect and crop the face in each photo or cartoon, optionally on a white background.
 
-    report = prepare_faces(src, out, size=size, margin=margin, whiten=whiten, min_face=min_face,
-                           overwrite=overwrite, progress=not no_progress)
-    click.echo(f"{report['written']} face crop(s) written to {out}, {report['skipped']} photo(s) skipped "
-               f"(see {out / 'prepare.json'}); train with --face-id-crop {report['face_id_crop']}")
+    Photos (default): dlib finds the face, 5 landmarks align it. Cartoons (--kind cartoon): AnimeFace
+    finds every anime face in a folder of pictures or a video, near-duplicate crops are dropped.
+    """
+    if kind == "photo":
+        given = [flag for flag, value in (("--whiten-method", whiten_method), ("--every", every),
+                                          ("--dup-threshold", dup_threshold)) if value is not None]
+        if given:
+            raise EdgeGANError(f"{', '.join(given)}: only with --kind cartoon")
+        from edgegan.data.prepare import prepare_faces
+
+        report = prepare_faces(src, out, size=size, margin=margin, whiten=whiten,
+                               min_face=40 if min_face is None else min_face, overwrite=overwrite,
+                               progress=not no_progress)
+        click.echo(f"{report['written']} face crop(s) written to {out}, {report['skipped']} photo(s) skipped "
+                   f"(see {out / 'prepare.json'}); train with --face-id-crop {report['face_id_crop']}")
+        return
+    from edgegan.data.cartoon import prepare_cartoons
+
+    report = prepare_cartoons(src, out, size=size, margin=margin, whiten=whiten,
+                              whiten_method=whiten_method or "flood", min_face=64 if min_face is None else min_face,
+                              every=10 if every is None else every,
+                              dup_threshold=6 if dup_threshold is None else dup_threshold, overwrite=overwrite,
+                              progress=not no_progress)
+    click.echo(f"{report['written']} cartoon face crop(s) written to {out}, {report['skipped']} image(s) without "
+               f"a usable face, {report['duplicates']} near-duplicate(s) dropped (see {out / 'prepare.json'})")
+
+
+@data.command("capture")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the captured PNGs.")
+@click.option("--video", type=click.Path(path_type=Path), default=None,
+              help="Take frames from this video file instead of the screen.")
+@click.option("--every", type=int, default=30, show_default=True, help="--video: every N-th frame.")
+@click.option("--side", type=int, default=256, show_default=True, help="Screen: the box's starting side, px.")
+@click.option("--monitor", type=int, default=1, show_default=True, help="Screen: which monitor (1 = the first).")
+@click.option("--view-scale", type=float, default=None,
+              help="Screen: window pixels per screen pixel [fits the window in 960 px].")
+@click.option("--no-progress", is_flag=True)
+def data_capture(out: Path, video: Path | None, every: int, side: int, monitor: int, view_scale: float | None,
+                 no_progress: bool) -> None:
+    """Collect cartoon pictures: screen regions by hand, or every N-th frame of a video.
+
+    Screen: a window shows the monitor; a square box follows the mouse; click saves the region (full
+    resolution) as capture_NNNN.png, wheel or up/down arrows resize the box, space pauses the view,
+    Esc or q quits.
+    """
+    from edgegan.data.capture import capture_screen, capture_video
+
+    if video is not None:
+        saved = capture_video(video, out, every=every, progress=not no_progress)
+        click.echo(f"{len(saved)} frame(s) written to {out}")
+        return
+    saved = capture_screen(out, side=side, monitor=monitor, view_scale=view_scale)
+    click.echo(f"{len(saved)} capture(s) written to {out}")
+
+
+@data.command("split")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--test", "test", type=float, default=0.05, show_default=True,
+              help="Held-out share of each of trainA/ trainB/ (below 1), or a count (1 and up).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_split(root: Path, test: float, seed: int) -> None:
+    """Move a random held-out part of ROOT/trainA and ROOT/trainB into ROOT/testA and ROOT/testB."""
+    from edgegan.data.split import split_dataset
+
+    moved = split_dataset(root, test=test, seed=seed)
+    click.echo(", ".join(f"{d}: {n['train']} train / {n['test']} test" for d, n in moved.items()))
 
 
 # ---------------------------------------------------------------- train, distill
@@ -321,8 +394,8 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
 @main.command()
 @click.option("--model", required=True, help="Teacher or student checkpoint, or the quantizer's output (folder or "
               "student_int8.safetensors).")
-@click.option("--target", default="all", show_default=True, help="onnx, tflite, coreml, openvino or all "
-              "(comma-separated).")
+@click.option("--target", default="all", show_default=True, help="onnx, tflite, coreml, openvino, ncnn, mnn "
+              "or all (comma-separated).")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, fp16, int8 or all (comma-separated).")
 @click.option("--size", type=int, default=None, help="Input side in pixels [the size the model was trained at].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("exports"), show_default=True)
@@ -373,7 +446,8 @@ _runtime_options = _options(
     click.option("--provider", default=None, help="onnxruntime execution provider to force: tensorrt, cuda, "
                  "coreml, qnn, nnapi, xnnpack, cpu [the best available]."),
     click.option("--delegate", default=None, help="LiteRT external delegate library (GPU/NPU)."),
-    click.option("--device", default=None, help="OpenVINO device: auto, cpu, gpu, npu [auto]."),
+    click.option("--device", default=None, help="OpenVINO device: auto, cpu, gpu, npu; ncnn: auto, cpu, gpu "
+                 "(Vulkan) [auto]."),
     click.option("--precision-hint", default=None, help="OpenVINO inference precision: f32, bf16, f16 "
                  "[the device's choice: bf16 on CPUs with AMX]."),
     click.option("--threads", type=int, default=None, help="CPU threads for the model [the runtime's choice]."),
@@ -397,7 +471,7 @@ _runtime_options = _options(
 @click.option("--snapshot-dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Where the s key saves snapshots.")
 @click.option("--backend", default="auto", show_default=True, help="auto (from the suffix), onnxruntime, litert, "
-              "coreml or openvino.")
+              "coreml, openvino, ncnn or mnn.")
 @click.option("--max-faces", type=int, default=None, help="Faces cartoonized per frame, largest first [every face in "
               "a photo, 4 per video frame].")
 @click.option("--min-face", type=int, default=24, show_default=True,

@@ -1,6 +1,8 @@
+import contextlib
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -294,3 +296,28 @@ def run_train(data: Path, out: Path, *extra: str, check: bool = True) -> subproc
     if check:
         assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
+
+
+@contextlib.contextmanager
+def xvfb(width: int, height: int):
+    """A fresh Xvfb display (":N") for a module's real-window tests, ready for clients when yielded."""
+    import shutil
+
+    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
+    assert not missing, f"{', '.join(missing)} not installed: run scripts/setup_gui.sh"
+    n = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+             and not Path(f"/tmp/.X{n}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "DISPLAY": f":{n}"}
+    deadline = time.monotonic() + 10
+    # the socket appears before the server accepts clients: wait until one can connect
+    while not Path(f"/tmp/.X11-unix/X{n}").exists() or subprocess.run(
+            ["xdotool", "getdisplaygeometry"], env=env, capture_output=True, check=False).returncode:
+        assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.05)
+    try:
+        yield f":{n}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

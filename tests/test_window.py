@@ -5,7 +5,6 @@ tests fail and say so, they never skip. ``EDGEGAN_ARTIFACTS=DIR`` keeps the wind
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,29 +15,15 @@ import numpy as np
 import pytest
 
 from edgegan.runtime.clip import face_photo, write_clip
-from tests.conftest import subprocess_env
+from tests.conftest import subprocess_env, xvfb
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def display():
-    """A fresh Xvfb display for this module."""
-    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
-    assert not missing, f"{', '.join(missing)} not installed: run scripts/setup_gui.sh"
-    for n in range(90, 110):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    name = f":{n}"
-    server = subprocess.Popen(["Xvfb", name, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
-    yield name
-    server.terminate()
-    server.wait(timeout=10)
+    with xvfb(1280, 1024) as name:
+        yield name
 
 
 def xdotool(display: str, *args: str) -> str:

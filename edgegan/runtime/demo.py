@@ -310,8 +310,10 @@ def _show(window: _Window, shown: np.ndarray, clean: np.ndarray, cartoonizer, sn
     """Show a frame and act on keys: "quit", "next", or "again" (a held photo switched mode). ``hold``: wait
     for a key (q quits, s saves and keeps waiting, m changes mode, any other key goes on); else wait until
     ``until`` (perf_counter seconds; a video's frame time), at least one event-loop turn."""
-    window.show(shown)
     while True:
+        # shown every turn, not once: a frame drawn before the window is first exposed is lost (Qt), and a held
+        # photo would stay black until a key
+        window.show(shown)
         wait = 100 if hold else max(1, round((until - time.perf_counter()) * 1e3))
         key = cv2.waitKey(wait) & 0xFF
         if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1 or key in (ord("q"), 27):
