@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	@# one OpenCV: drop the builds older set-ups installed beside it (they share the cv2/ folder)
 	$(PY) -m pip uninstall -y -q opencv-python-headless opencv-contrib-python mediapipe 2>/dev/null || true
-	$(PY) -m pip install -q -e ".[train,eval,export,tflite,coreml,openvino,quantize,runtime,faceid,prepare,dev]"
+	$(PY) -m pip install -q -e ".[train,eval,export,tflite,coreml,openvino,ncnn,mnn,executorch,quantize,runtime,faceid,prepare,dev]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -394,8 +394,8 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
 @main.command()
 @click.option("--model", required=True, help="Teacher or student checkpoint, or the quantizer's output (folder or "
               "student_int8.safetensors).")
-@click.option("--target", default="all", show_default=True, help="onnx, tflite, coreml, openvino, ncnn, mnn "
-              "or all (comma-separated).")
+@click.option("--target", default="all", show_default=True,
+              help="onnx, tflite, coreml, openvino, ncnn, mnn, executorch or all (comma-separated).")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, fp16, int8 or all (comma-separated).")
 @click.option("--size", type=int, default=None, help="Input side in pixels [the size the model was trained at].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("exports"), show_default=True)
@@ -471,7 +471,7 @@ _runtime_options = _options(
 @click.option("--snapshot-dir", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Where the s key saves snapshots.")
 @click.option("--backend", default="auto", show_default=True, help="auto (from the suffix), onnxruntime, litert, "
-              "coreml, openvino, ncnn or mnn.")
+              "coreml, openvino, ncnn, mnn or executorch.")
 @click.option("--max-faces", type=int, default=None, help="Faces cartoonized per frame, largest first [every face in "
               "a photo, 4 per video frame].")
 @click.option("--min-face", type=int, default=24, show_default=True,

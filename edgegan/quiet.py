@@ -23,7 +23,8 @@ IMPORT_NOISE = ("torchao", "torch.utils._pytree")
 
 @contextlib.contextmanager
 def quiet_logs(*loggers: str, level: int = logging.ERROR, warnings_off: bool = True, stdout: bool = False,
-               stderr: bool = False, native_stderr: bool = False, env: dict[str, str] | None = None) -> Iterator[None]:
+               stderr: bool = False, native_stderr: bool = False, native_stdout: bool = False,
+               env: dict[str, str] | None = None) -> Iterator[None]:
     """Silence third-party output for the duration of the block.
 
     Args:
@@ -31,6 +32,7 @@ def quiet_logs(*loggers: str, level: int = logging.ERROR, warnings_off: bool = T
         warnings_off: ignore Python warnings inside the block.
         stdout, stderr: swallow Python-level writes (progress bars drawn by the library).
         native_stderr: also point file descriptor 2 at /dev/null (C++ runtimes print there directly).
+        native_stdout: the same for file descriptor 1 (MNN prints its CPU features there at import).
         env: environment variables set inside the block (libraries that read their log level from it).
     """
     with contextlib.ExitStack() as stack:
@@ -49,7 +51,9 @@ def quiet_logs(*loggers: str, level: int = logging.ERROR, warnings_off: bool = T
         if stderr:
             stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         if native_stderr:
-            stack.enter_context(_native_stderr_to_null())
+            stack.enter_context(_native_to_null(sys.stderr))
+        if native_stdout:
+            stack.enter_context(_native_to_null(sys.stdout))
         yield
 
 
@@ -68,18 +72,28 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _native_stderr_to_null() -> Iterator[None]:
+def _native_to_null(stream) -> Iterator[None]:
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # stream replaced by an object without a descriptor
         yield
         return
-    sys.stderr.flush()
+    stream.flush()
     saved = os.dup(fd)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), fd)
         yield
     finally:
+        _flush_c_stdio()  # a pipe's stdout is block-buffered in C: flush it while it still points at null
         os.dup2(saved, fd)
         os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to ask (e.g. some Windows builds)
+        pass

@@ -7,7 +7,9 @@ CoreML gets the structural checks possible off macOS and the numeric ones on a M
 fails is moved to ``OUT/failed/`` and reported as failed; only validated models keep their name.
 
 INT8 is NNCF's everywhere (the quantizer's output, or NNCF PTQ run here on calibration photos): QDQ in
-ONNX, the same grids as int8 kernels in TFLite and as W8A8 in CoreML (:mod:`edgegan.export.qdq`).
+ONNX, the same grids as int8 kernels in TFLite and as W8A8 in CoreML (:mod:`edgegan.export.qdq`). ncnn and
+MNN cannot take NNCF's grids (symmetric per-tensor activations; MNN folds QDQ into float ops): they run their
+own quantizers on the same calibration photos, keep NNCF's fp32 modules in fp32, and are held to NNCF's result.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ TARGETS = {t.name: t for t in (
     Target("tflite", "tflite", ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")),
     Target("coreml", "coreml", ("coremltools",)),
     Target("openvino", "openvino", ("openvino", "onnx", "onnxslim")),
+    Target("ncnn", "ncnn", ("pnnx", "ncnn", "onnx", "onnxslim")),
+    Target("mnn", "mnn", ("MNN", "_tools", "onnx", "onnxslim")),  # _tools: the converter inside the MNN wheel
+    Target("executorch", "executorch", ("executorch",)),
 )}
 
 
@@ -84,6 +89,7 @@ class Job:
     size: int
     info: object  # ModelInfo; the format module fills in layout, names, extras
     path: Path
+    calib: str | Path | None = None  # --calib, for targets whose INT8 is their own quantizer's (calibration_photos)
 
 
 def missing_packages(target: Target) -> list[str]:
@@ -141,9 +147,10 @@ def resolve_precisions(names: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _module(target: str):
-    from edgegan.export import coreml, onnx, openvino, tflite
+    from edgegan.export import coreml, executorch, mnn, ncnn, onnx, openvino, tflite
 
-    return {"onnx": onnx, "tflite": tflite, "coreml": coreml, "openvino": openvino}[target]
+    return {"onnx": onnx, "tflite": tflite, "coreml": coreml, "openvino": openvino, "ncnn": ncnn, "mnn": mnn,
+            "executorch": executorch}[target]
 
 
 def export(
@@ -212,7 +219,8 @@ def export(
         for precision in precs:
             info = ModelInfo(**{**asdict(base), "precision": precision,
                                 "extra": {**base.extra, **({"int8_from": int8_from} if precision == "int8" else {})}})
-            job = Job(src.model, qmodel, precision, size, info, out / _file_name(src.name, size, precision, target))
+            job = Job(src.model, qmodel, precision, size, info, out / _file_name(src.name, size, precision, target),
+                      calib)
             results.append(_export_one(target, job, images, ref, nncf_ref, threads, runs, cache))
     _write_report(out / "export.json", results, {
         "model": str(src.path), "name": src.name, "source_sha256": src.sha256, "size": size, "int8_from": int8_from,
@@ -256,20 +264,26 @@ def _int8_model(src, size: int, calib):
     if src.quantized is not None:
         return src.quantized, f"the quantizer's output {src.quantized_file}"
     from edgegan.data.unpaired import to_model_range
-    from edgegan.export import validate
     from edgegan.quantize.nncf_int8 import Recipe, ptq, setup_nncf
 
     setup_nncf()  # the missing-extra message before any work
-    if calib is not None:
-        photos, where = validate.folder_photos(calib, size, limit=300, min_images=8, role="--calib"), str(calib)
-    else:
-        photos, where = validate.demo_calibration(size), "demo-photo tiles"
+    photos, where = calibration_photos(size, calib)
     recipe = Recipe()
     children = dict(src.model.named_children())
     if not all(m in children for m in recipe.fp32_modules):
         recipe = Recipe(fp32_modules=())  # not a mobile student: quantize everything NNCF can
     log.info("INT8: NNCF PTQ (%s preset) on %d %s", recipe.preset, len(photos), where)
     return ptq(src.model, to_model_range(photos), recipe), f"NNCF PTQ here on {len(photos)} photos ({where})"
+
+
+def calibration_photos(size: int, calib: str | Path | None) -> tuple[np.ndarray, str]:
+    """(INT8 calibration photos, (N, size, size, 3) uint8 RGB; where they came from): ``--calib``'s folder, else
+    the demo-photo tiles. NNCF's PTQ and the targets with their own quantizer (ncnn, MNN) calibrate on these."""
+    from edgegan.export import validate
+
+    if calib is not None:
+        return validate.folder_photos(calib, size, limit=300, min_images=8, role="--calib"), str(calib)
+    return validate.demo_calibration(size), "demo-photo tiles"
 
 
 def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf_ref: np.ndarray | None,

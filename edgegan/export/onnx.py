@@ -128,3 +128,21 @@ def structure(path: Path, job, info: ModelInfo) -> list[str]:
     if job.precision == "fp16" and not any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer):
         problems.append("fp16 model without fp16 weights")
     return problems
+
+
+def fp32_onnx_file(job, cache: dict, path: Path, *, static: bool = False) -> tuple[Path, bool]:
+    """The slimmed fp32 graph the ONNX row validated, saved to ``path`` for a converter that starts from ONNX
+    (ncnn, MNN); ``static``: batch 1 at ``job.size`` (for tools that need fixed shapes). Returns (path, whether
+    height/width are dynamic in what was saved)."""
+    import onnx
+    import onnxslim
+
+    if "onnx_fp32" not in cache:
+        cache["onnx_fp32"] = _fp32_proto(job.model, path, job.size, job.info.stride)
+    fp32, dynamic = cache["onnx_fp32"]
+    proto = onnx.ModelProto()
+    proto.CopyFrom(fp32)
+    if static and dynamic:
+        proto, dynamic = onnxslim.slim(proto, input_shapes=[f"image:1,3,{job.size},{job.size}"]), False
+    onnx.save(proto, str(path))
+    return path, dynamic

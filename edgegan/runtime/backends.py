@@ -1,12 +1,14 @@
-"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite), CoreML and OpenVINO.
+"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite), CoreML, OpenVINO, ncnn and MNN.
 
 The model file's suffix picks the backend (``.onnx`` -> onnxruntime, ``.tflite`` -> litert,
-``.mlpackage``/``.mlmodel`` -> coreml, ``.xml`` -> openvino); ``backend=`` overrides it where a second
-runtime can read the same format (OpenVINO runs ``.onnx`` files too); the table is ``edgegan.runtime.formats``.
+``.mlpackage``/``.mlmodel`` -> coreml, ``.xml`` -> openvino, ``.param`` -> ncnn, ``.mnn`` -> mnn);
+``backend=`` overrides it where a second runtime can read the same format (OpenVINO runs ``.onnx`` files too);
+the table is ``edgegan.runtime.formats``.
 Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
 converts to the file's own input type (fp16, quantized int8) itself, so callers never branch on the
 format. Each runtime is imported inside the backend that needs it: an install carries only the
-runtimes it uses. Nothing here imports torch.
+runtimes it uses. Nothing here imports torch. ExecuTorch (``.pte`` -> executorch, ``executorch_backend.py``) is
+the exception: its Python bindings load torch, so opening a ``.pte`` needs it (importing this module does not).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 
 _ALIASES = {"ov": "openvino", "ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert",
             "tflite_runtime": "litert",
-            "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml"}
+            "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml", "pnnx": "ncnn",
+            "mnnconvert": "mnn", "pte": "executorch", "et": "executorch"}
 
 # ONNX Runtime execution providers, most preferred first; "auto" uses every one this build has, in
 # this order (ORT hands each node to the first provider that supports it, the CPU last).
@@ -123,19 +126,22 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
     """Open an exported EdgeGAN model on the backend its suffix implies, or on ``backend``.
 
     Args:
-        path: ``.onnx``, ``.tflite``, ``.mlpackage``, ``.mlmodel`` or OpenVINO ``.xml`` file written by
-            ``edgegan export``, or ``demo[:VARIANT]``: the packaged demo model (``edgegan.runtime.packaged``).
-        backend: "auto" (default), "onnxruntime", "litert", "coreml" or "openvino".
-        threads: CPU threads for onnxruntime/litert (default: the runtime's own choice).
+        path: ``.onnx``, ``.tflite``, ``.mlpackage``, ``.mlmodel``, OpenVINO ``.xml``, ncnn ``.param`` or
+            ``.mnn`` file written by ``edgegan export``, or ``demo[:VARIANT]``: the packaged demo model
+            (``edgegan.runtime.packaged``).
+        backend: "auto" (default), "onnxruntime", "litert", "coreml", "openvino", "ncnn" or "mnn".
+        threads: CPU threads (default: the runtime's own choice; MNN: every core).
         provider: onnxruntime execution provider to force ("cuda", "tensorrt", "coreml", "qnn", "nnapi",
             "xnnpack", "cpu"); default: every available one in that priority order.
         delegate: LiteRT external delegate library (GPU/NPU), e.g. ``libtensorflowlite_gpu_delegate.so``.
         compute_units: CoreML compute units ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE").
         device: OpenVINO device ("auto", "cpu", "gpu", "npu"); default "auto": the best one present.
+            ncnn: "auto" (Vulkan where ncnn sees a GPU, else the CPU), "cpu" or "gpu".
         precision_hint: OpenVINO inference precision ("f32", "bf16", "f16"); default: the device's own
             choice (bf16 on CPUs with AMX, f16 on GPUs).
         exact: run the file's own numbers on the CPU (onnxruntime's CPU provider, OpenVINO's CPU at f32,
-            LiteRT without a delegate, Core ML CPU only), whatever accelerator or lower-precision hint this
+            LiteRT without a delegate, Core ML CPU only, ncnn without fp16/bf16 storage or arithmetic,
+            MNN at high precision), whatever accelerator or lower-precision hint this
             machine offers: what export validation and quality scores measure.
     """
     path = resolve_model(path)
@@ -144,10 +150,11 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         raise EdgeGANError(f"--provider {provider}: execution providers are onnxruntime's; {path.name} runs on {name}")
     if delegate and name != "litert":
         raise EdgeGANError(f"--delegate {delegate}: delegates are LiteRT's; {path.name} runs on {name}")
-    for flag, value in (("--device", device), ("--precision-hint", precision_hint)):
-        if value and value != "auto" and name != "openvino":
-            raise EdgeGANError(f"{flag} {value}: an OpenVINO option; {path.name} runs on {name} "
-                               "(add --backend openvino for a .onnx file)")
+    for flag, value, owners in (("--device", device, ("openvino", "ncnn")),
+                                ("--precision-hint", precision_hint, ("openvino",))):
+        if value and value != "auto" and name not in owners:
+            raise EdgeGANError(f"{flag} {value}: an OpenVINO option{' (and ncnn)' if 'ncnn' in owners else ''}; "
+                               f"{path.name} runs on {name} (add --backend openvino for a .onnx file)")
     if threads is not None and threads < 1:
         raise EdgeGANError(f"--threads {threads}: must be at least 1")
     why = cannot_run_here(path, name)  # before reading the file: the same answer for any .mlpackage off macOS
@@ -164,6 +171,14 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         return LiteRTBackend.open(path, info, threads=threads, delegate=delegate)
     if name == "openvino":
         return OpenVINOBackend.open(path, info, threads=threads, device=device, precision_hint=precision_hint)
+    if name == "ncnn":
+        return NcnnBackend.open(path, info, threads=threads, device=device, exact=exact)
+    if name == "mnn":
+        return MnnBackend.open(path, info, threads=threads, exact=exact)
+    if name == "executorch":  # not torch-free: ExecuTorch's Python bindings need torch (executorch_backend.py)
+        from edgegan.runtime.executorch_backend import ExecuTorchBackend
+
+        return ExecuTorchBackend.open(path, info, threads=threads)
     return CoreMLBackend.open(path, info, compute_units=compute_units)
 
 
@@ -475,3 +490,132 @@ class OpenVINOBackend(Backend):
 
     def close(self) -> None:
         self.request = None
+
+
+# --------------------------------------------------------------------------------------- ncnn
+def ncnn_module():
+    try:
+        import ncnn
+    except ImportError as err:
+        raise EdgeGANError("ncnn is not installed: pip install 'edgegan[ncnn]' (the runtime alone: pip install ncnn)") \
+            from err
+    return ncnn
+
+
+def ncnn_gpu_count(ncnn) -> int:
+    """GPUs ncnn can run Vulkan on (0 without a Vulkan driver; its loader's complaints are not shown)."""
+    with quiet_logs(warnings_off=False, native_stderr=True, native_stdout=True):
+        try:
+            return int(ncnn.get_gpu_count())
+        except (AttributeError, RuntimeError):  # a wheel built without Vulkan
+            return 0
+
+
+@dataclass
+class NcnnBackend(Backend):
+    """ncnn (Tencent's mobile runtime): the ``.param`` graph and its ``.bin`` weights, batch 1, CHW."""
+
+    net: object = None
+    mat: type = None
+    input_name: str = ""
+    output_name: str = ""
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo, *, threads: int | None, device: str | None,
+             exact: bool) -> NcnnBackend:
+        ncnn = ncnn_module()
+        weights = path.with_suffix(".bin")
+        if not weights.is_file():
+            raise EdgeGANError(f"{path}: its weights {weights.name} are missing next to it")
+        wanted = (device or "auto").lower()
+        if wanted not in ("auto", "cpu", "gpu"):
+            raise EdgeGANError(f"--device {device}: an ncnn model runs on auto, cpu or gpu (Vulkan)")
+        gpus = 0 if wanted == "cpu" else ncnn_gpu_count(ncnn)
+        if wanted == "gpu" and not gpus:
+            raise EdgeGANError("--device gpu: ncnn sees no Vulkan GPU on this machine (needs a GPU with its Vulkan "
+                               "driver); use --device cpu")
+        net = ncnn.Net()
+        opt = net.opt
+        if threads:
+            opt.num_threads = threads
+        if exact:
+            # the file's own numbers: ncnn otherwise stores activations in fp16/bf16 where the CPU has the instructions
+            opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
+            opt.use_bf16_storage = False
+        opt.use_vulkan_compute = bool(gpus)
+        with quiet_logs(warnings_off=False, native_stderr=True):
+            failed = net.load_param(str(path)) or net.load_model(str(weights))
+        if failed:
+            raise EdgeGANError(f"{path}: ncnn cannot load this model (load_param/load_model returned {failed}; "
+                               "a layer this ncnn build does not know, or .param and .bin from different exports)")
+        inputs, outputs = list(net.input_names()), list(net.output_names())
+        if not inputs or not outputs:
+            raise EdgeGANError(f"{path}: ncnn model without input or output blobs")
+        device_label = "Vulkan GPU" if gpus else "CPU"
+        device_label += f", {threads} threads" if threads else ""
+        return cls(name="ncnn", path=path, info=info, device=device_label, net=net, mat=ncnn.Mat,
+                   input_name=info.input_name if info.input_name in inputs else inputs[0],
+                   output_name=info.output_name if info.output_name in outputs else outputs[0])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        chw = np.ascontiguousarray(x[0], dtype=np.float32)  # (3, H, W): ncnn blobs carry no batch axis
+        with self.net.create_extractor() as ex:
+            ex.input(self.input_name, self.mat(chw).clone())  # clone: the Mat would otherwise borrow chw's memory
+            ret, y = ex.extract(self.output_name)
+        if ret != 0:
+            raise EdgeGANError(f"{self.path}: ncnn failed on a {chw.shape[2]}x{chw.shape[1]} input (error {ret})")
+        return np.array(y, dtype=np.float32, copy=True)[None]
+
+    def close(self) -> None:
+        if self.net is not None:
+            self.net.clear()
+        self.net = None
+
+
+# ---------------------------------------------------------------------------------------- MNN
+def mnn_modules():
+    """(MNN.nn, MNN.expr); MNN prints the CPU's features to stdout when first imported."""
+    try:
+        with quiet_logs(warnings_off=False, native_stdout=True):
+            import MNN.expr as mnn_expr
+            import MNN.nn as mnn_nn
+    except ImportError as err:
+        raise EdgeGANError("MNN is not installed: pip install 'edgegan[mnn]' (the runtime alone: pip install MNN)") \
+            from err
+    return mnn_nn, mnn_expr
+
+
+@dataclass
+class MnnBackend(Backend):
+    """MNN (Alibaba's mobile runtime) through its Module API, on the CPU."""
+
+    module: object = None
+    expr: object = None
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo, *, threads: int | None, exact: bool) -> MnnBackend:
+        mnn_nn, mnn_expr = mnn_modules()
+        # High: fp32 arithmetic everywhere; Normal lets MNN pick fp16 where the CPU has it (ARMv8.2 phones)
+        precision = mnn_expr.PrecisionMode.High if exact else mnn_expr.PrecisionMode.Normal
+        n = threads or os.cpu_count() or 1
+        try:
+            with quiet_logs(warnings_off=False, native_stdout=True, native_stderr=True):
+                module = mnn_nn.load_module_from_file(str(path), [info.input_name], [info.output_name],
+                                                      thread_num=n, precision_mode=precision)
+        except Exception as err:  # MNN raises a bare Exception (and SystemError) for unreadable files
+            raise EdgeGANError(f"{path}: MNN cannot load this model ({' '.join(str(err).split())[:200]})") from err
+        names = module.get_info()
+        if info.input_name not in names.get("inputNames", []) or info.output_name not in names.get("outputNames", []):
+            raise EdgeGANError(f"{path}: MNN model I/O {names.get('inputNames')} -> {names.get('outputNames')} "
+                               f"does not match its metadata ({info.input_name} -> {info.output_name})")
+        label = "CPU" + (", fp32" if exact else "") + (f", {threads} threads" if threads else "")
+        return cls(name="mnn", path=path, info=info, device=label, module=module, expr=mnn_expr)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        F = self.expr
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        (y,) = self.module.forward([F.const(x, list(x.shape), F.NCHW)])
+        return np.array(F.convert(y, F.NCHW).read(), dtype=np.float32, copy=True)
+
+    def close(self) -> None:
+        self.module = None

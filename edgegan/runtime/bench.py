@@ -1,8 +1,8 @@
 """``edgegan bench``: model latency on every backend that can run it here, then the whole pipeline.
 
 1. Model only: each model file (one file, or every exported model in a folder) on each backend that
-   can read it here — every onnxruntime execution provider available, LiteRT, CoreML, and OpenVINO for
-   ``.onnx`` and ``.xml`` files at fp32 and at its bf16 hint where the CPU has bf16 — timed in ONE
+   can read it here — every onnxruntime execution provider available, LiteRT, CoreML, ncnn, MNN, ExecuTorch, and
+   OpenVINO for ``.onnx`` and ``.xml`` files at fp32 and at its bf16 hint where the CPU has bf16 — timed in ONE
    interleaved loop (one call of each in turn, so a noisy machine slows all rows alike); median and
    p90 of ``runs`` calls after warm-up, input at the model's own size. Each row's parity: PSNR of its
    outputs on real face crops against the reference fp32 model (the fp32 file on onnxruntime's CPU
@@ -99,7 +99,7 @@ def _configs(path: Path, provider: str | None, delegate: str | None, device: str
         return [("litert", {"delegate": delegate})] + ([("litert", {})] if delegate else [])
     if kind == "openvino":
         return ov or [("openvino", {"device": device})]  # not installed: its load error becomes the row's note
-    return [("coreml", {})]
+    return [(kind, {"device": device} if kind == "ncnn" else {})]  # one setting each: coreml, ncnn, mnn, ...
 
 
 def parity_photos(size: int) -> np.ndarray:

@@ -17,7 +17,15 @@ from xml.etree import ElementTree
 
 from edgegan.errors import EdgeGANError
 from edgegan.runtime.metadata import ModelInfo
-from edgegan.runtime.metadata_io import coreml_metadata, onnx_metadata, openvino_metadata, tflite_metadata
+from edgegan.runtime.metadata_io import (
+    coreml_metadata,
+    executorch_metadata,
+    mnn_metadata,
+    ncnn_metadata,
+    onnx_metadata,
+    openvino_metadata,
+    tflite_metadata,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("tflite", (".tflite",), ("litert",), tflite_metadata, "runtime"),
     Format("coreml", (".mlpackage", ".mlmodel"), ("coreml",), coreml_metadata, "coreml"),
     Format("openvino", (".xml",), ("openvino",), openvino_metadata, "openvino", companions=(".bin",)),
+    # ncnn: pnnx's naming (x.ncnn.param + x.ncnn.bin), so its weights never meet an OpenVINO x.bin; neither file
+    # has a metadata slot, so ModelInfo is the sidecar x.ncnn.json. MNN keeps it in the file (Net.bizCode).
+    Format("ncnn", (".ncnn.param", ".param"), ("ncnn",), ncnn_metadata, "ncnn", companions=(".bin", ".json")),
+    Format("mnn", (".mnn",), ("mnn",), mnn_metadata, "mnn"),
+    # ExecuTorch: ModelInfo is a constant method of the program; its Python runtime needs torch (pybindings).
+    Format("executorch", (".pte",), ("executorch",), executorch_metadata, "executorch"),
 )}
 
 MODEL_SUFFIXES: tuple[str, ...] = tuple(s for f in FORMATS.values() for s in f.suffixes)

@@ -6,6 +6,9 @@ Where the JSON (``ModelInfo.to_json``) lives, under the key ``METADATA_KEY``:
   converter itself uses for ``min_runtime_version``; interpreters ignore unknown entries);
 - CoreML: ``user_defined_metadata`` of the model spec (``.mlpackage`` or ``.mlmodel``);
 - OpenVINO IR: ``<rt_info><edgegan value="..."/></rt_info>`` of the ``.xml`` (``Model.set_rt_info``).
+- MNN: the model's ``bizCode`` string (``Net`` field 0), which MNN's converter writes from ``--bizCode``;
+- ncnn: a sidecar JSON next to the ``.param``/``.bin`` pair (neither has a free-text slot).
+- ExecuTorch ``.pte``: a constant method named ``edgegan`` that returns the JSON string (``constant_methods``).
 
 The readers parse the container formats directly (protobuf wire format, flatbuffer tables) with the
 standard library only: on a device neither ``onnx``, ``coremltools`` nor TensorFlow needs to be
@@ -270,3 +273,119 @@ def openvino_metadata(path: Path) -> str | None:
                 in_rt_info = False
                 elem.clear()
     return None
+
+
+# ---------------------------------------------------------------------- sidecar JSON (ncnn, MNN)
+# Formats with no slot for free text (ncnn's .param/.bin) carry ModelInfo in a JSON file next to the model,
+# named by the format's companion suffix (``x.ncnn.param`` -> ``x.ncnn.json``); export moves and deletes it
+# with the model. ``extra["bytes"]`` records the
+# size of every file of the model, so a sidecar left next to another model is caught when read.
+def embed_sidecar(path: Path, info: ModelInfo, sidecar: str) -> None:
+    """Write ``info`` as the sidecar JSON (suffix ``sidecar``) of the model file ``path``."""
+    from edgegan.io_utils import write_text_atomic
+
+    write_text_atomic(path.with_suffix(sidecar), info.to_json() + "\n")
+
+
+def file_sizes(path: Path, suffixes: tuple[str, ...]) -> dict[str, int]:
+    """Byte sizes of ``path`` (under its own suffix) and of its companions ``suffixes``, for ``extra["bytes"]``."""
+    return {s: path.with_suffix(s).stat().st_size for s in (path.suffix.lower(), *suffixes)}
+
+
+def sidecar_metadata(path: Path, sidecar: str, *, magic: bytes = b"") -> str | None:
+    """The ModelInfo JSON of ``path`` from its sidecar; None when the sidecar is missing."""
+    if path.is_dir():
+        raise EdgeGANError(f"{path}: is a folder, expected a model file")
+    with open(path, "rb") as f:
+        head = f.read(max(1, len(magic)))
+    if not head:
+        raise EdgeGANError(f"{path}: empty file, not a model")
+    if magic and head != magic:
+        raise EdgeGANError(f"{path}: not a {path.suffix} model file (starts with {head!r}, expected {magic!r})")
+    side = path.with_suffix(sidecar)
+    if not side.is_file():
+        return None
+    text = side.read_text(encoding="utf-8")
+    sizes = json.loads(text).get("extra", {}).get("bytes", {})
+    for suffix, expected in sizes.items():
+        part = path.with_suffix(suffix)
+        if not part.is_file():
+            raise EdgeGANError(f"{path}: {part.name} is missing next to it (export writes them together)")
+        if part.stat().st_size != expected:
+            raise EdgeGANError(f"{path}: its metadata {side.name} describes another file ({part.name}: "
+                               f"{part.stat().st_size} bytes, expected {expected}); re-export it")
+    return text
+
+
+def ncnn_metadata(path: Path) -> str | None:
+    return sidecar_metadata(path, ".json", magic=b"7767517")
+
+
+# ------------------------------------------------------------------------------- MNN (flatbuffer)
+def _mnn_metadata(buf) -> str | None:
+    # MNN.fbs: the root table is Net, whose field 0 is ``bizCode: string`` (a free-text tag the converter writes
+    # from ``--bizCode``, kept by the quantization tool): EdgeGAN's JSON, or the converter's default tag.
+    if len(buf) < 8:
+        raise ValueError("too short for an MNN flatbuffer")
+    root = _u32(buf, 0)
+    if root + 4 > len(buf):
+        raise ValueError("root table offset past the end of the file")
+    pos = _field(buf, root, 0)
+    if pos is None:
+        return None
+    start, size = _vector(buf, pos)
+    if start + size > len(buf):
+        raise ValueError("bizCode runs past the end of the file")
+    text = bytes(buf[start:start + size]).decode("utf-8")
+    return text if text.startswith("{") else None
+
+
+def mnn_metadata(path: Path) -> str | None:
+    return _read_bytes(path, _mnn_metadata)
+
+
+# ------------------------------------------------------------------------ ExecuTorch .pte (flatbuffer)
+def _pte_metadata(buf) -> str | None:
+    # program.fbs (file identifier "ET12"): Program.execution_plan = field 1; ExecutionPlan(name 0, values 2,
+    # outputs 4); EValue.val is a union (type 0, value 1; NONE = 0, so String is 6); String.string_val = field 0.
+    # Export adds a constant method named METADATA_KEY whose one output is the JSON string (``constant_methods``).
+    if len(buf) < 8 or bytes(buf[4:8]) != b"ET12":
+        raise ValueError("no ET12 file identifier")
+    program = _u32(buf, 0)
+    plans = _field(buf, program, 1)
+    if plans is None:
+        return None
+    first, count = _vector(buf, plans)
+    for i in range(count):
+        plan = first + 4 * i + _u32(buf, first + 4 * i)
+        name_pos = _field(buf, plan, 0)
+        if name_pos is None:
+            continue
+        s, n = _vector(buf, name_pos)
+        if bytes(buf[s:s + n]).decode("utf-8") != METADATA_KEY:
+            continue
+        values, outputs = _field(buf, plan, 2), _field(buf, plan, 4)
+        if values is None or outputs is None:
+            return None
+        o_first, o_count = _vector(buf, outputs)
+        v_first, v_count = _vector(buf, values)
+        index = struct.unpack_from("<i", buf, o_first)[0] if o_count else -1
+        if not 0 <= index < v_count:
+            raise ValueError(f"metadata value {index} out of range ({v_count} values)")
+        value = v_first + 4 * index + _u32(buf, v_first + 4 * index)
+        kind_pos, val_pos = _field(buf, value, 0), _field(buf, value, 1)
+        if kind_pos is None or buf[kind_pos] != 6 or val_pos is None:  # not a String
+            return None
+        string = val_pos + _u32(buf, val_pos)
+        text_pos = _field(buf, string, 0)
+        if text_pos is None:
+            return ""
+        s, n = _vector(buf, text_pos)
+        if s + n > len(buf):
+            raise ValueError("metadata string runs past the end of the file")
+        return bytes(buf[s:s + n]).decode("utf-8")
+    return None
+
+
+def executorch_metadata(path: Path) -> str | None:
+    return _read_bytes(path, _pte_metadata)
