@@ -3,6 +3,7 @@ the export table (status, size, parity vs PyTorch on real photos) and ``edgegan 
 
     python benchmarks/ncnn_mnn.py                       # mobile-s at 256 px, 2 threads (~3 minutes)
     python benchmarks/ncnn_mnn.py --model RUN --size 256 --threads 2 --runs 100
+    python benchmarks/ncnn_mnn.py --targets all        # every engine installed, one interleaved table
 
 Default ``--model``: a stand-in mobile-s (the quickstart student's architecture, width 0.5, BatchNorm folded
 at export) fitted here for a few hundred steps at 64 px to a posterised copy of the demo photos, so its output
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--steps", type=int, default=200, help="fitting steps of the stand-in")
     parser.add_argument("--out", type=Path, default=None, help="keep the exports here [a temporary folder]")
+    parser.add_argument("--targets", default="onnx,ncnn,mnn",
+                        help="export targets (comma-separated, or all: every engine in one interleaved table)")
     args = parser.parse_args()
 
     from edgegan.export import export, format_table
@@ -67,8 +70,7 @@ def main() -> None:
         model = args.model or (stand_in if (stand_in / "checkpoints").is_dir() else fit_stand_in(stand_in,
                                                                                                  steps=args.steps))
         print(f"model: {model} ({time.perf_counter() - t:.0f} s)")
-        results = export(model, ["onnx", "ncnn", "mnn"], "all", size=args.size, out=out, threads=args.threads,
-                         runs=20)
+        results = export(model, args.targets, "all", size=args.size, out=out, threads=args.threads, runs=20)
         print(format_table(results))
         print(f"\nmodel only, {args.size} px, {args.threads} threads, {args.runs} interleaved runs:")
         print(format_latency(bench_models(out, threads=args.threads, runs=args.runs, size=args.size)))

@@ -119,6 +119,15 @@ def _capped_db(psnr_db: float | None) -> float:
     return PSNR_CAP_DB if psnr_db is None or psnr_db > PSNR_CAP_DB else psnr_db
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_tflite_carries_its_gpu_delegate_report(exported, precision):
+    """LiteRT's analyzer ran on the graph: every conv of the student listed, none flagged for the GPU delegate."""
+    _, results = exported
+    report = read_model_info(results[("tflite", precision)].path).extra["delegation"]
+    assert report["ops"]["CONV_2D"] + report["ops"]["DEPTHWISE_CONV_2D"] == 31, report  # the student's 31 convs
+    assert report["gpu_delegate"] == "compatible" and not report["gpu_warnings"], report
+
+
 def test_sizes_shrink_with_precision(exported):
     _, results = exported
     for target in ("onnx", "tflite", "coreml"):

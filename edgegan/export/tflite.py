@@ -99,10 +99,30 @@ def write(job, cache: dict) -> ModelInfo:
                 data = _fp16_weights(data)
             extra = {"fp16": "fp16 weights, dequantized at load on CPU (XNNPACK), fp16 on GPU delegates"}
     input_name, output_name = _signature(data)
+    extra["delegation"] = delegate_report(data)
     info = replace(job.info, layout="NHWC", input_name=input_name, output_name=output_name, dynamic_size=False,
                    extra={**job.info.extra, **extra, "signature": "serving_default"})
     write_bytes_atomic(job.path, embed_tflite(data, info))
     return info
+
+
+def delegate_report(data: bytes) -> dict:
+    """What a phone's GPU delegate would make of the graph, checked here without the phone: LiteRT's model
+    analyzer (the one behind TensorFlow's ``tf.lite.experimental.Analyzer``, in ai-edge-litert as its pybind
+    module) lists the ops and flags each one its GPU delegate cannot take. NNAPI and QNN have no offline
+    checker in the registry packages, so they are not claimed."""
+    import re
+    from collections import Counter
+
+    from ai_edge_litert import _pywrap_analyzer_wrapper as analyzer
+
+    with quiet_logs(warnings_off=False, native_stderr=True):
+        text = analyzer.ModelAnalyzer(data, False, True)  # (model bytes, not a path, check GPU compatibility)
+    ops = Counter(re.findall(r"^\s*Op#\d+ (\w+)\(", text, re.M))
+    flagged = sorted({line.strip() for line in text.splitlines() if "GPU COMPATIBILITY WARNING" in line})
+    return {"ops": dict(sorted(ops.items())), "gpu_delegate": "compatible" if not flagged and
+            "compatible with GPU delegate" in text else "not fully", "gpu_warnings": flagged[:20],
+            "checker": "LiteRT model analyzer (GPU); NNAPI/QNN: no offline checker"}
 
 
 def _interpreter(path: Path, threads: int = 1):
