@@ -42,6 +42,13 @@ def _fp32_proto(model, path: Path, size: int, stride: int):
     return onnxslim.slim(proto), dynamic
 
 
+def _cached_fp32(job, cache: dict, scratch: Path):
+    """(slimmed fp32 ModelProto, dynamic): converted once per export call, shared by every format built on it."""
+    if "onnx_fp32" not in cache:
+        cache["onnx_fp32"] = _fp32_proto(job.model, scratch, job.size, job.info.stride)
+    return cache["onnx_fp32"]
+
+
 def _dynamo_proto(model, size: int, stride: int):
     import torch
 
@@ -74,9 +81,7 @@ def write(job, cache: dict) -> ModelInfo:
         info = replace(info, dynamic_size=True, extra={**info.extra, "opset": _opset(proto),
                                                        "int8": "NNCF QDQ: int8 weights, uint8 activations"})
     else:
-        if "onnx_fp32" not in cache:
-            cache["onnx_fp32"] = _fp32_proto(job.model, job.path, job.size, info.stride)
-        fp32, dynamic = cache["onnx_fp32"]
+        fp32, dynamic = _cached_fp32(job, cache, job.path)
         proto = onnx.ModelProto()
         proto.CopyFrom(fp32)
         if job.precision == "fp16":
@@ -132,14 +137,12 @@ def structure(path: Path, job, info: ModelInfo) -> list[str]:
 
 def fp32_onnx_file(job, cache: dict, path: Path, *, static: bool = False) -> tuple[Path, bool]:
     """The slimmed fp32 graph the ONNX row validated, saved to ``path`` for a converter that starts from ONNX
-    (ncnn, MNN); ``static``: batch 1 at ``job.size`` (for tools that need fixed shapes). Returns (path, whether
-    height/width are dynamic in what was saved)."""
+    (OpenVINO, ncnn, MNN); ``static``: batch 1 at ``job.size`` (for tools that need fixed shapes). Returns
+    (path, whether height/width are dynamic in what was saved)."""
     import onnx
     import onnxslim
 
-    if "onnx_fp32" not in cache:
-        cache["onnx_fp32"] = _fp32_proto(job.model, path, job.size, job.info.stride)
-    fp32, dynamic = cache["onnx_fp32"]
+    fp32, dynamic = _cached_fp32(job, cache, path)
     proto = onnx.ModelProto()
     proto.CopyFrom(fp32)
     if static and dynamic:

@@ -23,18 +23,13 @@ from edgegan.runtime.metadata_io import embed_openvino
 
 def _onnx_file(job, cache: dict, tmp: Path) -> Path:
     """The ONNX graph this precision converts from, written to ``tmp``."""
-    import onnx
-
-    from edgegan.export import onnx as onnx_fmt
+    from edgegan.export.onnx import fp32_onnx_file
     from edgegan.quantize.nncf_int8 import export_onnx
 
     path = tmp / "model.onnx"
     if job.precision == "int8":
         return export_onnx(job.qmodel, path, job.size, qdq=True)
-    if "onnx_fp32" not in cache:
-        cache["onnx_fp32"] = onnx_fmt._fp32_proto(job.model, path, job.size, job.info.stride)
-    onnx.save(cache["onnx_fp32"][0], str(path))
-    return path
+    return fp32_onnx_file(job, cache, path)[0]
 
 
 def write(job, cache: dict) -> ModelInfo:

@@ -69,6 +69,7 @@ class ExecuTorchBackend(Backend):
     lib: object = None
     threads: int | None = None
     input_dtype: type = np.float32
+    to_tensor: object = None  # torch.from_numpy, looked up once at open, not per frame
 
     @classmethod
     def open(cls, path: Path, info: ModelInfo, *, threads: int | None) -> ExecuTorchBackend:
@@ -93,16 +94,16 @@ class ExecuTorchBackend(Backend):
         delegates = sorted(set(info.extra.get("delegation", {}).get("backends", ["XnnpackBackend"])))
         device = ", ".join(d.removesuffix("Backend") for d in delegates) + \
             f", {lib._threadpool_get_thread_count()} threads"
+        import torch  # present: executorch_runtime() checked it
+
         backend = cls(name="executorch", path=path, info=info, device=device, method=method, lib=lib,
-                      threads=threads, input_dtype=DTYPES[int(tensor.dtype())])
+                      threads=threads, input_dtype=DTYPES[int(tensor.dtype())], to_tensor=torch.from_numpy)
         _OPEN.append(weakref.ref(backend))
         return backend
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
         x = np.ascontiguousarray(x, dtype=self.input_dtype)  # ExecuTorch ignores strides: a transposed view reads wrong
-        (y,) = self.method.execute([torch.from_numpy(x)])
+        (y,) = self.method.execute([self.to_tensor(x)])
         return y.numpy().astype(np.float32)  # a float32 copy (fp16 programs return half)
 
     def close(self) -> None:

@@ -208,6 +208,20 @@ def _vector(buf, pos: int) -> tuple[int, int]:
     return start + 4, _u32(buf, start)
 
 
+def _table_named(buf, vector_pos: int, name: str) -> int | None:
+    """The first table of the vector of tables at ``vector_pos`` whose field 0 (a string) is ``name``."""
+    first, count = _vector(buf, vector_pos)
+    for i in range(count):
+        table = first + 4 * i + _u32(buf, first + 4 * i)
+        name_pos = _field(buf, table, 0)
+        if name_pos is None:
+            continue
+        s, n = _vector(buf, name_pos)
+        if bytes(buf[s:s + n]).decode("utf-8") == name:
+            return table
+    return None
+
+
 def _tflite_metadata(buf) -> str | None:
     # tflite schema: Model.buffers = field 4, Model.metadata = field 6; Metadata(name 0, buffer 1);
     # Buffer(data 0, offset 1, size 2): models over 2 GB keep data outside the flatbuffer at offset/size.
@@ -217,34 +231,27 @@ def _tflite_metadata(buf) -> str | None:
     metadata, buffers = _field(buf, model, 6), _field(buf, model, 4)
     if metadata is None or buffers is None:
         return None
-    first, count = _vector(buf, metadata)
-    for i in range(count):
-        entry = first + 4 * i + _u32(buf, first + 4 * i)
-        name_pos = _field(buf, entry, 0)
-        if name_pos is None:
-            continue
-        s, n = _vector(buf, name_pos)
-        if bytes(buf[s:s + n]).decode("utf-8") != METADATA_KEY:
-            continue
-        index_pos = _field(buf, entry, 1)
-        index = _u32(buf, index_pos) if index_pos is not None else 0
-        b_first, b_count = _vector(buf, buffers)
-        if index >= b_count:
-            raise ValueError(f"metadata buffer {index} out of range ({b_count} buffers)")
-        buffer = b_first + 4 * index + _u32(buf, b_first + 4 * index)
-        data_pos = _field(buf, buffer, 0)
-        if data_pos is not None:
-            s, n = _vector(buf, data_pos)
-        else:
-            off_pos, size_pos = _field(buf, buffer, 1), _field(buf, buffer, 2)
-            if off_pos is None or size_pos is None:
-                return ""
-            s = struct.unpack_from("<Q", buf, off_pos)[0]
-            n = struct.unpack_from("<Q", buf, size_pos)[0]
-        if s + n > len(buf):
-            raise ValueError("metadata buffer runs past the end of the file")
-        return bytes(buf[s:s + n]).decode("utf-8")
-    return None
+    entry = _table_named(buf, metadata, METADATA_KEY)
+    if entry is None:
+        return None
+    index_pos = _field(buf, entry, 1)
+    index = _u32(buf, index_pos) if index_pos is not None else 0
+    b_first, b_count = _vector(buf, buffers)
+    if index >= b_count:
+        raise ValueError(f"metadata buffer {index} out of range ({b_count} buffers)")
+    buffer = b_first + 4 * index + _u32(buf, b_first + 4 * index)
+    data_pos = _field(buf, buffer, 0)
+    if data_pos is not None:
+        s, n = _vector(buf, data_pos)
+    else:
+        off_pos, size_pos = _field(buf, buffer, 1), _field(buf, buffer, 2)
+        if off_pos is None or size_pos is None:
+            return ""
+        s = struct.unpack_from("<Q", buf, off_pos)[0]
+        n = struct.unpack_from("<Q", buf, size_pos)[0]
+    if s + n > len(buf):
+        raise ValueError("metadata buffer runs past the end of the file")
+    return bytes(buf[s:s + n]).decode("utf-8")
 
 
 # -------------------------------------------------------------------------------- OpenVINO IR (XML)
@@ -355,36 +362,29 @@ def _pte_metadata(buf) -> str | None:
     plans = _field(buf, program, 1)
     if plans is None:
         return None
-    first, count = _vector(buf, plans)
-    for i in range(count):
-        plan = first + 4 * i + _u32(buf, first + 4 * i)
-        name_pos = _field(buf, plan, 0)
-        if name_pos is None:
-            continue
-        s, n = _vector(buf, name_pos)
-        if bytes(buf[s:s + n]).decode("utf-8") != METADATA_KEY:
-            continue
-        values, outputs = _field(buf, plan, 2), _field(buf, plan, 4)
-        if values is None or outputs is None:
-            return None
-        o_first, o_count = _vector(buf, outputs)
-        v_first, v_count = _vector(buf, values)
-        index = struct.unpack_from("<i", buf, o_first)[0] if o_count else -1
-        if not 0 <= index < v_count:
-            raise ValueError(f"metadata value {index} out of range ({v_count} values)")
-        value = v_first + 4 * index + _u32(buf, v_first + 4 * index)
-        kind_pos, val_pos = _field(buf, value, 0), _field(buf, value, 1)
-        if kind_pos is None or buf[kind_pos] != 6 or val_pos is None:  # not a String
-            return None
-        string = val_pos + _u32(buf, val_pos)
-        text_pos = _field(buf, string, 0)
-        if text_pos is None:
-            return ""
-        s, n = _vector(buf, text_pos)
-        if s + n > len(buf):
-            raise ValueError("metadata string runs past the end of the file")
-        return bytes(buf[s:s + n]).decode("utf-8")
-    return None
+    plan = _table_named(buf, plans, METADATA_KEY)
+    if plan is None:
+        return None
+    values, outputs = _field(buf, plan, 2), _field(buf, plan, 4)
+    if values is None or outputs is None:
+        return None
+    o_first, o_count = _vector(buf, outputs)
+    v_first, v_count = _vector(buf, values)
+    index = struct.unpack_from("<i", buf, o_first)[0] if o_count else -1
+    if not 0 <= index < v_count:
+        raise ValueError(f"metadata value {index} out of range ({v_count} values)")
+    value = v_first + 4 * index + _u32(buf, v_first + 4 * index)
+    kind_pos, val_pos = _field(buf, value, 0), _field(buf, value, 1)
+    if kind_pos is None or buf[kind_pos] != 6 or val_pos is None:  # not a String
+        return None
+    string = val_pos + _u32(buf, val_pos)
+    text_pos = _field(buf, string, 0)
+    if text_pos is None:
+        return ""
+    s, n = _vector(buf, text_pos)
+    if s + n > len(buf):
+        raise ValueError("metadata string runs past the end of the file")
+    return bytes(buf[s:s + n]).decode("utf-8")
 
 
 def executorch_metadata(path: Path) -> str | None:
