@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	scripts/setup_web.sh  # npm packages + Chromium for the in-browser end-to-end test
 	scripts/setup_gui.sh  # Xvfb + xdotool for the window test
+	scripts/setup_rknn.sh  # rknn-toolkit2 in .venv-rknn (its pins clash with ours) for the RKNN export test
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -30,4 +31,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_speed.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-rknn runs .pytest_cache

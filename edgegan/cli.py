@@ -395,7 +395,7 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
 @click.option("--model", required=True, help="Teacher or student checkpoint, or the quantizer's output (folder or "
               "student_int8.safetensors).")
 @click.option("--target", default="all", show_default=True,
-              help="onnx, tflite, coreml, openvino, ncnn, mnn, executorch or all (comma-separated).")
+              help="onnx, tflite, coreml, openvino, ncnn, mnn, executorch, rknn or all (comma-separated).")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, fp16, int8 or all (comma-separated).")
 @click.option("--size", type=int, default=None, help="Input side in pixels [the size the model was trained at].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("exports"), show_default=True)
@@ -405,15 +405,16 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
               help="INT8 of a model not yet quantized: NNCF calibration photos [tiles of the demo-data photos].")
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for the latency column.")
 @click.option("--runs", type=int, default=20, show_default=True, help="Timed calls per model (median).")
+@click.option("--rknn-platform", default="rk3588", show_default=True, help="The Rockchip chip an RKNN export is for.")
 def export(model: str, target: str, precision: str, size: int | None, out: Path, photos: Path | None,
-           calib: Path | None, threads: int, runs: int) -> None:
-    """ONNX, TFLite and CoreML models in fp32/fp16/int8, each validated against PyTorch on real photos."""
+           calib: Path | None, threads: int, runs: int, rknn_platform: str) -> None:
+    """Models for every engine in fp32/fp16/int8, each validated against PyTorch on real photos."""
     _need_torch("export")
     from edgegan.export import export as run_export
     from edgegan.export import format_table
 
     results = run_export(model, target, precision, size=size, out=out, photos=photos, calib=calib,
-                         threads=threads, runs=runs)
+                         threads=threads, runs=runs, rknn_platform=rknn_platform)
     click.echo(format_table(results))
     click.echo(f"report: {out / 'export.json'}")
     failed = [f"{r.target} {r.precision}" for r in results if r.status == "failed"]

@@ -137,10 +137,10 @@ def _export(student: Path, int8_dir: Path, export_dir: Path, *, int8_targets: tu
     """The student as ONNX, TFLite and CoreML fp32, and the quantizer's INT8 as ONNX, each checked (seconds)."""
     import json
 
-    from edgegan.export import TARGETS, export, format_table, missing_packages
+    from edgegan.export import TARGETS, USABLE, export, format_table, missing_packages
     from edgegan.export.source import sha256
 
-    targets = [t for t in TARGETS if not missing_packages(TARGETS[t])]
+    targets = [t for t in TARGETS if "fp32" in TARGETS[t].precisions and not missing_packages(TARGETS[t])]
     int8 = (int8_dir / "student_int8.safetensors").is_file() and "onnx" in targets
     source = int8_dir if int8 else student  # the quantizer's output: its INT8 model, fp32 from its student
     weights = int8_dir / "student_int8.safetensors" if int8 else student / "weights.safetensors"
@@ -148,7 +148,7 @@ def _export(student: Path, int8_dir: Path, export_dir: Path, *, int8_targets: tu
     try:
         digest = sha256(weights)
         done = {(r["target"], r["precision"]) for r in json.loads(index.read_text())["results"]
-                if r["status"] in ("ok", "structure-ok") and Path(r["path"]).exists()
+                if r["status"] in USABLE and Path(r["path"]).exists()
                 and r.get("source_sha256") == digest}
     except (OSError, ValueError, KeyError, TypeError):
         done = set()

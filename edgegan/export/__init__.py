@@ -36,16 +36,25 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 @dataclass(frozen=True)
 class Target:
-    """One export target: a format of the runtime's table (suffix, companions, reader), the extra that writes it
-    and the packages that extra brings."""
+    """One export target: a format of the runtime's table (suffix, companions, reader), the extra that writes it,
+    the packages that extra brings, and the precisions the format has."""
 
     name: str
     extra: str
     packages: tuple[str, ...]
+    precisions: tuple[str, ...] = PRECISIONS
 
     @property
     def format(self) -> Format:
         return FORMATS[self.name]
+
+    @property
+    def install(self) -> str:
+        if self.name == "rknn":
+            from edgegan.export.rknn import SETUP
+
+            return SETUP
+        return f"pip install 'edgegan[{self.extra}]'"
 
 
 TARGETS = {t.name: t for t in (
@@ -56,7 +65,13 @@ TARGETS = {t.name: t for t in (
     Target("ncnn", "ncnn", ("pnnx", "ncnn", "onnx", "onnxslim")),
     Target("mnn", "mnn", ("MNN", "_tools", "onnx", "onnxslim")),  # _tools: the converter inside the MNN wheel
     Target("executorch", "executorch", ("executorch",)),
+    # rknn-toolkit2 pins numpy/onnx/torch below edgegan's: it lives in an environment of its own (export/rknn.py)
+    Target("rknn", "rknn", ("onnx", "onnxslim"), precisions=("fp16", "int8")),
 )}
+# what a row's status may be: ran here and matched PyTorch / matched PyTorch in the vendor's simulator (cannot
+# run here) / structure checked (cannot run here) / did not match or did not convert / not attempted
+STATUSES = ("ok", "simulated", "structure-ok", "failed", "skipped")
+USABLE = ("ok", "simulated", "structure-ok")
 
 
 @dataclass
@@ -65,7 +80,7 @@ class ExportResult:
 
     target: str
     precision: str
-    status: str  # "ok" (ran and matched PyTorch), "structure-ok" (checked, cannot run here), "failed", "skipped"
+    status: str  # one of STATUSES
     path: str = ""
     bytes: int = 0
     parity: dict = field(default_factory=dict)  # psnr_db, max_abs, n vs fp32 PyTorch; int8 also vs NNCF
@@ -90,10 +105,17 @@ class Job:
     info: object  # ModelInfo; the format module fills in layout, names, extras
     path: Path
     calib: str | Path | None = None  # --calib, for targets whose INT8 is their own quantizer's (calibration_photos)
+    photos: np.ndarray | None = None  # the validation photos, for targets checked in a simulator at conversion (RKNN)
+    rknn_platform: str = "rk3588"
 
 
 def missing_packages(target: Target) -> list[str]:
     out = []
+    if target.name == "rknn":
+        from edgegan.export.rknn import converter_python
+
+        python, why = converter_python()
+        out += [why] if python is None else []
     for pkg in target.packages:
         try:
             found = importlib.util.find_spec(pkg) is not None
@@ -125,7 +147,7 @@ def resolve_targets(names: str | list[str] | tuple[str, ...]) -> tuple[list[str]
         missing = missing_packages(TARGETS[name])
         if not missing:
             continue
-        why = f"{', '.join(missing)} not installed: pip install 'edgegan[{TARGETS[name].extra}]'"
+        why = f"{', '.join(missing)} not installed: {TARGETS[name].install}"
         if "all" not in names:
             raise EdgeGANError(f"--target {name}: {why}")
         wanted.remove(name)
@@ -147,16 +169,16 @@ def resolve_precisions(names: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _module(target: str):
-    from edgegan.export import coreml, executorch, mnn, ncnn, onnx, openvino, tflite
+    from edgegan.export import coreml, executorch, mnn, ncnn, onnx, openvino, rknn, tflite
 
     return {"onnx": onnx, "tflite": tflite, "coreml": coreml, "openvino": openvino, "ncnn": ncnn, "mnn": mnn,
-            "executorch": executorch}[target]
+            "executorch": executorch, "rknn": rknn}[target]
 
 
 def export(
     model: str | Path, targets: str | list[str] = "all", precisions: str | list[str] = "fp32", *,
     size: int | None = None, out: str | Path = "exports", photos: str | Path | None = None,
-    calib: str | Path | None = None, threads: int = 1, runs: int = 20,
+    calib: str | Path | None = None, threads: int = 1, runs: int = 20, rknn_platform: str = "rk3588",
 ) -> list[ExportResult]:
     """Export ``model`` to every (target, precision), validate each, and write ``out/export.json``.
 
@@ -170,6 +192,7 @@ def export(
         calib: INT8 when the model is not already quantized: NNCF PTQ calibration photos
             [36 tiles of the demo-data photos].
         threads, runs: the latency measurement (batch 1, median of ``runs`` calls).
+        rknn_platform: the Rockchip chip an RKNN export is compiled for.
 
     Returns:
         One :class:`ExportResult` per (target, precision), plus ``skipped`` rows for targets of ``all``
@@ -180,6 +203,14 @@ def export(
 
     wanted, results = resolve_targets(targets)
     precs = resolve_precisions(precisions)
+    if "rknn" in wanted:
+        from edgegan.export.rknn import PLATFORMS
+
+        if rknn_platform not in PLATFORMS:
+            raise EdgeGANError(f"--rknn-platform {rknn_platform!r}: choose from {', '.join(PLATFORMS)}")
+    if wanted and not any(p in TARGETS[t].precisions for t in wanted for p in precs):
+        raise EdgeGANError(f"--precision {','.join(precs)}: {', '.join(wanted)} has none of it (its precisions: "
+                           f"{', '.join(TARGETS[wanted[0]].precisions)})")
     for flag, value in (("--threads", threads), ("--runs", runs)):
         if value < 1:
             raise EdgeGANError(f"{flag}: must be >= 1, got {value}")
@@ -217,10 +248,14 @@ def export(
     cache: dict = {}
     for target in wanted:
         for precision in precs:
+            if precision not in TARGETS[target].precisions:
+                results.append(ExportResult(target, precision, "skipped", message=f"{target} has no {precision} "
+                                            f"(its precisions: {', '.join(TARGETS[target].precisions)})"))
+                continue
             info = ModelInfo(**{**asdict(base), "precision": precision,
                                 "extra": {**base.extra, **({"int8_from": int8_from} if precision == "int8" else {})}})
             job = Job(src.model, qmodel, precision, size, info, out / _file_name(src.name, size, precision, target),
-                      calib)
+                      calib, images, rknn_platform)
             results.append(_export_one(target, job, images, ref, nncf_ref, threads, runs, cache))
     _write_report(out / "export.json", results, {
         "model": str(src.path), "name": src.name, "source_sha256": src.sha256, "size": size, "int8_from": int8_from,
@@ -243,7 +278,7 @@ def _write_report(path: Path, results: list[ExportResult], run: dict) -> None:
     except (OSError, ValueError, AttributeError):
         earlier = []
     kept = [r for r in earlier if isinstance(r, dict) and (r.get("target"), r.get("precision")) not in done
-            and r.get("status") in ("ok", "structure-ok") and r.get("path") and Path(r["path"]).exists()]
+            and r.get("status") in USABLE and r.get("path") and Path(r["path"]).exists()]
     write_json_atomic(path, {"format": "edgegan-export-v1", "results": kept + rows})
 
 
@@ -310,12 +345,20 @@ def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf
         if read_model_info(job.path) != info:
             problems.append("metadata read back differs from what was written")
         why_not = cannot_run_here(job.path)
+        simulate = getattr(fmt, "simulated", None)
+        y = None
         if why_not is None:
             backend = load_backend(job.path, threads=threads, exact=True)
             result.runtime = f"{backend.name} ({backend.device})"
             y = validate.run_batched(backend, info.preprocess(images))
             if info.layout == "NHWC":
                 y = y.transpose(0, 3, 1, 2)
+        elif simulate is not None:
+            y, result.runtime = simulate(job, cache)
+            result.message = f"parity in {result.runtime}: {why_not}"
+        else:
+            result.message = f"parity not run: {why_not} (structure checked here; parity runs where it can)"
+        if y is not None:
             parity = compare(y, ref)
             result.parity = parity.to_dict()
             if job.precision == "int8":
@@ -327,10 +370,9 @@ def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf
                 result.threshold_db = validate.MIN_PSNR[job.precision]
             if parity.psnr_db < result.threshold_db:
                 problems.append(f"PSNR {parity.psnr_db:.1f} dB vs PyTorch < {result.threshold_db:.1f} dB")
+        if backend is not None:
             x1 = info.preprocess(images[:1])
             result.latency_ms = round(median_ms(lambda: backend(x1), runs, warmup=3), 3)
-        else:
-            result.message = f"parity not run: {why_not} (structure checked here; parity runs where it can)"
         if problems:
             raise EdgeGANError("; ".join(problems))
         if backend is not None:
@@ -338,7 +380,7 @@ def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf
             backend = None
         _remove(final, companions)
         _move(job.path, final, companions)
-        result.status = "ok" if why_not is None else "structure-ok"
+        result.status = "ok" if why_not is None else "simulated" if y is not None else "structure-ok"
     except EdgeGANError as err:
         result.message = str(err)
     except Exception as err:

@@ -1,7 +1,8 @@
-"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite), CoreML, OpenVINO, ncnn and MNN.
+"""Inference backends for exported models: ONNX Runtime, LiteRT (TFLite), CoreML, OpenVINO, ncnn, MNN and RKNN.
 
 The model file's suffix picks the backend (``.onnx`` -> onnxruntime, ``.tflite`` -> litert,
-``.mlpackage``/``.mlmodel`` -> coreml, ``.xml`` -> openvino, ``.param`` -> ncnn, ``.mnn`` -> mnn);
+``.mlpackage``/``.mlmodel`` -> coreml, ``.xml`` -> openvino, ``.param`` -> ncnn, ``.mnn`` -> mnn, ``.rknn`` ->
+rknnlite, on a Rockchip board only);
 ``backend=`` overrides it where a second runtime can read the same format (OpenVINO runs ``.onnx`` files too);
 the table is ``edgegan.runtime.formats``.
 Every backend takes and returns float32 arrays in the model's layout (``ModelInfo``) and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 _ALIASES = {"ov": "openvino", "ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert",
             "tflite_runtime": "litert",
             "ai_edge_litert": "litert", "coremltools": "coreml", "mlpackage": "coreml", "pnnx": "ncnn",
-            "mnnconvert": "mnn", "pte": "executorch", "et": "executorch"}
+            "mnnconvert": "mnn", "pte": "executorch", "et": "executorch", "rknn": "rknnlite"}
 
 # ONNX Runtime execution providers, most preferred first; "auto" uses every one this build has, in
 # this order (ORT hands each node to the first provider that supports it, the CPU last).
@@ -129,7 +131,8 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         path: ``.onnx``, ``.tflite``, ``.mlpackage``, ``.mlmodel``, OpenVINO ``.xml``, ncnn ``.param`` or
             ``.mnn`` file written by ``edgegan export``, or ``demo[:VARIANT]``: the packaged demo model
             (``edgegan.runtime.packaged``).
-        backend: "auto" (default), "onnxruntime", "litert", "coreml", "openvino", "ncnn" or "mnn".
+        backend: "auto" (default), "onnxruntime", "litert", "coreml", "openvino", "ncnn", "mnn", "executorch"
+            or "rknnlite".
         threads: CPU threads (default: the runtime's own choice; MNN: every core).
         provider: onnxruntime execution provider to force ("cuda", "tensorrt", "coreml", "qnn", "nnapi",
             "xnnpack", "cpu"); default: every available one in that priority order.
@@ -179,6 +182,8 @@ def load_backend(path: str | os.PathLike[str], backend: str | None = None, *, th
         from edgegan.runtime.executorch_backend import ExecuTorchBackend
 
         return ExecuTorchBackend.open(path, info, threads=threads)
+    if name == "rknnlite":
+        return RknnBackend.open(path, info)
     return CoreMLBackend.open(path, info, compute_units=compute_units)
 
 
@@ -193,6 +198,9 @@ def cannot_run_here(path: str | os.PathLike[str], backend: str | None = None) ->
             from coremltools import libcoremlpython  # noqa: F401  (the native runtime, absent from some builds)
         except ImportError as err:
             return f"coremltools has no native Core ML runtime here ({err})"
+    if name == "rknnlite" and (sys.platform != "linux" or platform.machine().lower() not in ("aarch64", "arm64")):
+        return (f"RKNN models run on a Rockchip board's NPU (rknn-toolkit-lite2, aarch64 Linux; this is "
+                f"{platform.machine()} {sys.platform})")
     return None
 
 
@@ -619,3 +627,43 @@ class MnnBackend(Backend):
 
     def close(self) -> None:
         self.module = None
+
+
+@dataclass
+class RknnBackend(Backend):
+    """A Rockchip NPU through rknn-toolkit-lite2, on the board (aarch64 Linux). The export folded the input
+    normalisation into the NPU, so each call hands it the uint8 NHWC frame the float tensor came from."""
+
+    runner: object = None
+
+    @classmethod
+    def open(cls, path: Path, info: ModelInfo) -> RknnBackend:
+        try:
+            from rknnlite.api import RKNNLite
+        except ImportError as err:
+            raise EdgeGANError("RKNN models run through rknn-toolkit-lite2: pip install rknn-toolkit-lite2 "
+                               "(Rockchip's wheel for the board)") from err
+        runner = RKNNLite(verbose=False)
+        if runner.load_rknn(str(path)) != 0:
+            raise EdgeGANError(f"{path}: rknn-toolkit-lite2 cannot load this model")
+        # the driver picks a free NPU core per model (RK3588 has three: a second model or demo runs on another)
+        if runner.init_runtime(core_mask=RKNNLite.NPU_CORE_AUTO) != 0:
+            runner.release()
+            raise EdgeGANError(f"{path}: the RKNN runtime did not start (is the NPU driver, rknpu2, installed?)")
+        return cls(name="rknnlite", path=path, info=info, device=f"NPU ({info.extra.get('platform', 'Rockchip')})",
+                   runner=runner)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        frame = np.asarray(x, dtype=np.float32)
+        if self.info.layout == "NCHW":
+            frame = frame.transpose(0, 2, 3, 1)
+        u8 = np.clip(np.rint((frame - np.float32(self.info.offset)) / np.float32(self.info.scale)), 0, 255)
+        outputs = self.runner.inference(inputs=[np.ascontiguousarray(u8, dtype=np.uint8)], data_format="nhwc")
+        if not outputs:
+            raise EdgeGANError(f"{self.path}: the RKNN runtime returned no output")
+        return np.asarray(outputs[0], dtype=np.float32)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.release()
+            self.runner = None

@@ -24,6 +24,7 @@ from edgegan.runtime.metadata_io import (
     ncnn_metadata,
     onnx_metadata,
     openvino_metadata,
+    rknn_metadata,
     tflite_metadata,
 )
 
@@ -54,6 +55,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("mnn", (".mnn",), ("mnn",), mnn_metadata, "mnn"),
     # ExecuTorch: ModelInfo is a constant method of the program; its Python runtime needs torch (pybindings).
     Format("executorch", (".pte",), ("executorch",), executorch_metadata, "executorch"),
+    # RKNN: Rockchip NPUs, through rknn-toolkit-lite2 on the board; no metadata slot that fits, so the sidecar x.json
+    Format("rknn", (".rknn",), ("rknnlite",), rknn_metadata, "rknn", companions=(".json",)),
 )}
 
 MODEL_SUFFIXES: tuple[str, ...] = tuple(s for f in FORMATS.values() for s in f.suffixes)

@@ -328,6 +328,10 @@ def ncnn_metadata(path: Path) -> str | None:
     return sidecar_metadata(path, ".json", magic=b"7767517")
 
 
+def rknn_metadata(path: Path) -> str | None:
+    return sidecar_metadata(path, ".json", magic=b"RKNN")
+
+
 # ------------------------------------------------------------------------------- MNN (flatbuffer)
 def _mnn_metadata(buf) -> str | None:
     # MNN.fbs: the root table is Net, whose field 0 is ``bizCode: string`` (a free-text tag the converter writes
