@@ -130,10 +130,11 @@ def test_graphs_say_what_they_are(exported):
     layers = read_param(Path(results["ncnn", "int8"].path))
     assert [t for layer in layers if layer.type == "Input" for t in layer.tops] == ["image"]
     convs = [layer for layer in layers if layer.type in ("Convolution", "ConvolutionDepthWise")]
-    # NNCF's recipe keeps stem, up1, up2 and head (1 + 2 + 2 + 1 convs) in fp32; both targets follow it
+    # NNCF's recipe keeps stem, up1, up2 and head (1 + 2 + 2 + 1 convs) in fp32; both targets follow it, MNN also down
     assert len(convs) == 31 and [layer.param(8) > 0 for layer in convs] == [False] + [True] * 25 + [False] * 5
     ops = mnn.op_counts(Path(results["mnn", "int8"].path), SIZE)
-    assert sum(n for op, n in ops.items() if op.startswith("Convolution") and "DT_INT8" in op) == 25, ops
+    assert sum(n for op, n in ops.items() if op.startswith("Convolution") and "DT_INT8" in op) == 24, ops
+    assert not any("DT_INT8" in op for op in ops if op.startswith(("UnaryOp", "Raster"))), ops  # input, tanh, output
     assert not any("DT_INT8" in op for op in mnn.op_counts(Path(results["mnn", "fp32"].path), SIZE))
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import math
 import platform
+import subprocess
 import sys
+import textwrap
 import types
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from edgegan.export import export, resolve_targets, rknn, validate
 from edgegan.runtime.backends import cannot_run_here, load_backend
 from edgegan.runtime.formats import read_model_info
 from tests.conftest import EXPORT_SIZE as SIZE
-from tests.conftest import assert_one_line_error, cli
+from tests.conftest import TORCH_FREE_PRELUDE, assert_one_line_error, cli, subprocess_env
 
 pytestmark = [pytest.mark.export, pytest.mark.usefixtures("one_thread")]
 
@@ -195,3 +197,40 @@ def test_converter_failure_is_one_line(toolkit, tmp_path):
     with pytest.raises(EdgeGANError, match=r"^rknn-toolkit2: load_onnx failed: .*Error parsing message") as err:
         rknn._run_converter(toolkit, tmp_path / "job.json")
     assert "\n" not in str(err.value) and not (tmp_path / "m.rknn").exists()
+
+
+def test_board_backend_runs_without_torch(exported):
+    """On the board there is no torch: the pipeline opens the .rknn through rknn-toolkit-lite2 (here an identity
+    NPU that returns the frame it was given, in the network's range) and gives back the photo it was handed."""
+    path = exported[1]["fp16"].path
+    script = TORCH_FREE_PRELUDE + textwrap.dedent(f"""
+    import platform, types
+    import numpy as np
+
+    class RKNNLite:
+        NPU_CORE_AUTO = 0
+        def __init__(self, verbose=False): pass
+        def load_rknn(self, path): return 0
+        def init_runtime(self, core_mask=0): return 0
+        def release(self): pass
+        def inference(self, inputs, data_format=None):
+            assert inputs[0].dtype == np.uint8 and data_format == "nhwc"
+            return [(inputs[0].transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)]
+
+    api = types.ModuleType("rknnlite.api")
+    api.RKNNLite = RKNNLite
+    sys.modules.update({{"rknnlite": types.ModuleType("rknnlite"), "rknnlite.api": api}})
+    platform.machine = lambda: "aarch64"
+    from edgegan.runtime import load
+    c = load({str(path)!r}, mode="full", detector="none")
+    frame = np.random.default_rng(0).integers(0, 256, ({SIZE}, {SIZE}, 3), dtype=np.uint8)
+    assert c.backend.name == "rknnlite"
+    assert np.array_equal(c.cartoonize(frame), frame)
+    c.close()
+    assert_torch_not_loaded()
+    print("RKNN-NO-TORCH-OK")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env(),
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "RKNN-NO-TORCH-OK", proc.stdout

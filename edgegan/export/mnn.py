@@ -5,10 +5,11 @@
   CPU has it (ARMv8.2) at its default precision.
 - int8: MNN's own post-training quantizer (the wheel's ``quantized.out``: KL-divergence activation
   thresholds, max-abs per-channel weights, symmetric int8 kernels) on the same calibration photos NNCF
-  uses, from a fixed-size fp32 model (the tool needs static shapes), so the file is fixed-size. It is held
-  to NNCF's own result like every INT8 export. NNCF's grids cannot be carried over: MNN's converter reads
-  the QDQ ONNX but folds it into float ops (measured: no int8 op left, 42.9 dB vs fp32 where NNCF's QDQ
-  model gives 35.7 dB, i.e. activations unquantized).
+  uses, from a fixed-size fp32 model (the tool needs static shapes), so the file is fixed-size. Only the ops
+  of the modules NNCF quantizes are quantized, less ``down`` (``MNN_FP32``); the model's input and output
+  stay fp32 as in NNCF's model. It is held to NNCF's own result like every INT8 export. NNCF's grids cannot
+  be carried over: MNN's converter reads the QDQ ONNX but folds it into float ops (measured: no int8 op
+  left, 42.9 dB vs fp32 where NNCF's QDQ model gives 35.7 dB, i.e. activations unquantized).
 
 The EdgeGAN metadata is the model's ``bizCode`` (``Net`` field 0), a free-text tag the converter writes from
 ``--bizCode`` and the quantizer keeps; ``edgegan.runtime.metadata_io`` reads it without MNN.
@@ -34,8 +35,13 @@ from pathlib import Path
 from edgegan.errors import EdgeGANError
 from edgegan.runtime.metadata import ModelInfo
 
-# KL is the tool's default and measured best here (EMA lost 2.5 dB on the test student; ADMM segfaults in 3.6.1)
+# KL is the tool's default and measured best here: EMA ignores skip_quant_op_names (all 31 convs int8: 38.1-39.1 dB
+# at 256 px on the benchmark's stand-in, batch 1-36, winogradOpt no help, vs 41.3 dB for KL); ADMM segfaults in 3.6.1
 FEATURE_METHOD = "KL"
+# Top-level modules MNN keeps fp32 beyond NNCF's recipe: down reads the fp32 stem's few channels (8 on the stand-in,
+# maxima 2.0-4.8) through one per-tensor KL threshold; int8 it costs 2 dB there (39.4 vs 41.3 dB at 256 px; keeping
+# any one block fp32 instead: 39.4-39.8 dB, under the 39.9 dB floor)
+MNN_FP32 = ("down",)
 _TOOL = "import sys, _tools; sys.exit(0 if _tools.{}(sys.argv[1:]) else 1)"
 
 
@@ -49,9 +55,9 @@ def _run_tool(name: str, *args: str) -> None:
         raise EdgeGANError(f"MNN {name} failed: {why}")
 
 
-def _calibration_config(job, folder: Path, onnx_path: Path) -> tuple[Path, str]:
-    """(the quantizer's image config, where the photos came from): the calibration photos as PNG files,
-    preprocessed as ModelInfo says."""
+def _calibration_config(job, folder: Path) -> tuple[dict, str]:
+    """(the quantizer's image config, less the ops to skip; what it calibrates on): the calibration photos as PNG
+    files, preprocessed as ModelInfo says."""
     import cv2
 
     from edgegan.export import calibration_photos
@@ -60,23 +66,32 @@ def _calibration_config(job, folder: Path, onnx_path: Path) -> tuple[Path, str]:
     folder.mkdir()
     for i, rgb in enumerate(photos):
         cv2.imwrite(str(folder / f"{i:04d}.png"), rgb[..., ::-1])
-    import onnx
-
-    from edgegan.export.ncnn_int8 import fp32_modules
-
     info = job.info
-    keep = fp32_modules(job.model)
-    # the converter names each conv after its ONNX output (/stem/conv/Conv_output_0): NNCF's fp32 modules stay fp32
-    skip = [n.output[0] for n in onnx.load(str(onnx_path)).graph.node
-            if n.op_type == "Conv" and n.name.strip("/").split("/")[0] in keep]
     config = {"format": info.color, "mean": [-info.offset / info.scale] * 3, "normal": [info.scale] * 3,
               "width": job.size, "height": job.size, "path": f"{folder}/", "used_image_num": len(photos),
-              "feature_quantize_method": FEATURE_METHOD, "weight_quantize_method": "MAX_ABS",
-              "skip_quant_op_names": skip}
-    path = folder.parent / "quant.json"
-    path.write_text(json.dumps(config))
-    fp32_note = f", {', '.join(keep)} in fp32 as in NNCF's recipe" if keep else ""
-    return path, f"{len(photos)} photos ({where}){fp32_note}"
+              "feature_quantize_method": FEATURE_METHOD, "weight_quantize_method": "MAX_ABS"}
+    keep = _fp32_modules(job.model)
+    fp32_note = f", {', '.join(keep)} in fp32 (NNCF's recipe plus {', '.join(MNN_FP32)})" if keep else ""
+    return config, f"{len(photos)} photos ({where}){fp32_note}"
+
+
+def _fp32_modules(model) -> tuple[str, ...]:
+    """Top-level modules left in fp32: NNCF's recipe's, and MNN_FP32 where the recipe applies."""
+    from edgegan.export.ncnn_int8 import fp32_modules
+
+    keep = fp32_modules(model)
+    children = dict(model.named_children())
+    return keep + tuple(m for m in MNN_FP32 if m in children) if keep else keep
+
+
+def _skip_ops(model, fp32_mnn: Path, size: int) -> list[str]:
+    """The quantizer's skip_quant_op_names: every op outside the modules quantized, named as its session runs them."""
+    quantized = set(dict(model.named_children())) - set(_fp32_modules(model))
+    # ops are named after their ONNX output (/blocks.0/Add_output_0: module blocks), layout conversions after the op
+    # they feed (/stem/conv/Conv_output_0_raster_0); those outside any module (image's conversion, the output tanh)
+    # stay fp32 as NNCF leaves them, else MNN makes the output int8 and tanh a 255-entry table of an int8 input (1.8 dB)
+    names = dict.fromkeys(name for _, name in _ops(fp32_mnn, size))
+    return [n for n in names if n.strip("/").split("/")[0].split(".")[0] not in quantized]
 
 
 def write(job, cache: dict) -> ModelInfo:
@@ -90,7 +105,7 @@ def write(job, cache: dict) -> ModelInfo:
         tmp = Path(tmp)
         onnx_path, dynamic = fp32_onnx_file(job, cache, tmp / "model.onnx", static=int8)
         if int8:
-            config, photos = _calibration_config(job, tmp / "calib", onnx_path)
+            config, photos = _calibration_config(job, tmp / "calib")
             extra["int8_from"] = (f"MNN's own quantizer ({FEATURE_METHOD} activation thresholds, max-abs per-channel "
                                   f"weights) on {photos}; held to NNCF's result")
             extra["int8"] = "MNN int8 kernels: symmetric int8 weights and activations"
@@ -104,7 +119,9 @@ def write(job, cache: dict) -> ModelInfo:
             return info
         fp32, int8_path = tmp / "fp32.mnn", tmp / "int8.mnn"  # the quantizer also writes int8.mnn.json (its scales)
         _run_tool("mnnconvert", *convert, "--MNNModel", str(fp32))
-        _run_tool("mnnquant", str(fp32), str(int8_path), str(config))
+        config["skip_quant_op_names"] = _skip_ops(job.model, fp32, job.size)
+        (tmp / "quant.json").write_text(json.dumps(config))
+        _run_tool("mnnquant", str(fp32), str(int8_path), str(tmp / "quant.json"))
         shutil.move(int8_path, job.path)
     return info
 
