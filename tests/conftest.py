@@ -88,6 +88,21 @@ def assert_torch_not_loaded():
 """
 
 
+def run_without_torch(body: str, *, timeout: int = 120) -> str:
+    """Run ``body`` in a fresh interpreter where every torch import fails, then check torch was never loaded;
+    returns what it printed (the runtime's own output must stay empty where a test says so)."""
+    import textwrap
+
+    marker = "TORCH-FREE-OK"
+    script = TORCH_FREE_PRELUDE + textwrap.dedent(body) + f"\nassert_torch_not_loaded()\nprint({marker!r})\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env(),
+                          timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.rstrip("\n").split("\n")
+    assert lines[-1] == marker, proc.stdout
+    return "\n".join(lines[:-1])
+
+
 # ------------------------------------------------------------------------------------------ runtime models
 # Made here with torch (the runtime itself never imports it; see test_runtime_notorch.py): a BatchNorm-folded
 # ``mobile-s`` at width 0.25 and 64 px, exported to ONNX (fixed and dynamic size, QDQ INT8, and an fp16-input

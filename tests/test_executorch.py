@@ -6,9 +6,6 @@ without torch (ExecuTorch's Python runtime needs it) or without the extra."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +31,7 @@ from edgegan.runtime.formats import read_model_info
 from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.quality import compare
 from tests.conftest import EXPORT_SIZE as SIZE
-from tests.conftest import TORCH_FREE_PRELUDE, subprocess_env
+from tests.conftest import run_without_torch
 
 pytestmark = [pytest.mark.export, pytest.mark.usefixtures("one_thread")]
 
@@ -176,7 +173,7 @@ def test_xnnpack_quantizer_is_held_to_its_own_figure(export_student, reference, 
 def test_metadata_reads_without_torch_and_the_backend_says_it_needs_torch(et_exports):
     _, results = et_exports
     path = results["executorch", "int8"].path
-    script = TORCH_FREE_PRELUDE + textwrap.dedent(f"""
+    run_without_torch(f"""
         from edgegan.errors import EdgeGANError
         from edgegan.runtime.backends import load_backend
         from edgegan.runtime.formats import read_model_info
@@ -190,12 +187,7 @@ def test_metadata_reads_without_torch_and_the_backend_says_it_needs_torch(et_exp
         else:
             raise AssertionError("a .pte opened without torch")
         assert "needs torch" in message and "edgegan[executorch]" in message and "\\n" not in message, message
-        assert_torch_not_loaded()
-        print("ok")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env(),
-                          timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_damaged_or_foreign_pte_files_fail_with_one_line(et_exports, tmp_path):

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-import subprocess
 import sys
-import textwrap
 import types
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from edgegan.export import export, resolve_targets, rknn, validate
 from edgegan.runtime.backends import cannot_run_here, load_backend
 from edgegan.runtime.formats import read_model_info
 from tests.conftest import EXPORT_SIZE as SIZE
-from tests.conftest import TORCH_FREE_PRELUDE, assert_one_line_error, cli, subprocess_env
+from tests.conftest import assert_one_line_error, cli, run_without_torch
 
 pytestmark = [pytest.mark.export, pytest.mark.usefixtures("one_thread")]
 
@@ -203,7 +201,7 @@ def test_board_backend_runs_without_torch(exported):
     """On the board there is no torch: the pipeline opens the .rknn through rknn-toolkit-lite2 (here an identity
     NPU that returns the frame it was given, in the network's range) and gives back the photo it was handed."""
     path = exported[1]["fp16"].path
-    script = TORCH_FREE_PRELUDE + textwrap.dedent(f"""
+    run_without_torch(f"""
     import platform, types
     import numpy as np
 
@@ -227,10 +225,4 @@ def test_board_backend_runs_without_torch(exported):
     assert c.backend.name == "rknnlite"
     assert np.array_equal(c.cartoonize(frame), frame)
     c.close()
-    assert_torch_not_loaded()
-    print("RKNN-NO-TORCH-OK")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env(),
-                          timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "RKNN-NO-TORCH-OK", proc.stdout
