@@ -73,48 +73,42 @@ def machine_load() -> str:
 
 
 def xnnpack_quantizer_row(model_dir: Path, out: Path, size: int) -> list[str]:
-    """ExecuTorch's own INT8 on the same calibration photos as NNCF, written beside the exports; its quality on
-    the export's validation photos next to NNCF's (vs fp32 PyTorch; and vs its own PyTorch model)."""
+    """ExecuTorch's own INT8 (``edgegan export --executorch-quantizer xnnpack``) on the same calibration photos as
+    NNCF, moved beside the exports as ``*_int8-pt2e.pte`` for the bench; its quality on the export's validation
+    photos next to NNCF's (vs fp32 PyTorch; and the file vs its own PyTorch model)."""
     import torch
 
-    from edgegan import __version__
     from edgegan.data.unpaired import to_model_range
-    from edgegan.export import calibration_photos, validate
+    from edgegan.export import calibration_photos, export, validate
     from edgegan.export import executorch as et
     from edgegan.export.source import load_source
-    from edgegan.runtime.backends import load_backend
     from edgegan.runtime.formats import read_model_info
-    from edgegan.runtime.metadata import ModelInfo
     from edgegan.runtime.quality import compare
 
+    t = time.perf_counter()
+    (r,) = export(model_dir, "executorch", "int8", size=size, out=out / "xnnpack", runs=1,
+                  executorch_quantizer="xnnpack")
+    seconds = time.perf_counter() - t
+    if r.status != "ok":
+        return [f"ExecuTorch XNNPACKQuantizer: {r.status}: {r.message}"]
+    path = out / Path(r.path).name.replace("_int8.pte", "_int8-pt2e.pte")
+    Path(r.path).replace(path)
     src = load_source(model_dir)
     calib, where = calibration_photos(size, None)
-    t = time.perf_counter()
-    qmodel = et.xnnpack_quantize(src.model, to_model_range(calib))
+    qmodel = et.xnnpack_quantize(src.model, to_model_range(calib))  # the same calibration: the file's torch twin
     x = to_model_range(validate.demo_photos(size))
     with torch.no_grad():
         ref = validate.run_batched(lambda b: src.model(torch.from_numpy(b)).numpy(), x)
         own = validate.run_batched(lambda b: qmodel(torch.from_numpy(b)).numpy(), x)
-    path = out / f"{src.name}_{size}px_int8-pt2e.pte"
-    info = et.export_xnnpack_quantized(qmodel, size, path, ModelInfo(src.name, size, "int8", stride=src.stride,
-                                                                     edgegan_version=__version__), photos=len(calib))
-    seconds = time.perf_counter() - t
-    backend = load_backend(path, exact=True)
-    try:
-        y = validate.run_batched(backend, x)
-    finally:
-        backend.close()
-    nncf = {r.get("precision"): r for r in _export_rows(out) if r.get("target") == "executorch"}.get("int8", {})
-    lines = [f"ExecuTorch INT8, same {len(calib)} calibration photos ({where}), PSNR vs fp32 PyTorch on the "
-             f"{len(x)} validation photos:",
-             f"  NNCF grids (shipped):         file {nncf.get('parity', {}).get('psnr_db')} dB, NNCF's torch model "
-             f"{nncf.get('parity', {}).get('nncf_torch_psnr_db')} dB, {nncf.get('bytes', 0) / 1e3:.0f} kB",
-             f"  XNNPACKQuantizer (PT2E):      file {compare(y, ref).psnr_db:.2f} dB, its torch model "
-             f"{compare(own, ref).psnr_db:.2f} dB (file vs it {compare(y, own).psnr_db:.1f} dB), "
-             f"{path.stat().st_size / 1e3:.0f} kB, {seconds:.0f} s",
-             f"  delegation: {et.format_delegation(read_model_info(path).extra['delegation'])}"]
-    assert read_model_info(path) == info
-    return lines
+    nncf = {row.get("precision"): row for row in _export_rows(out) if row.get("target") == "executorch"}.get("int8", {})
+    return [f"ExecuTorch INT8, same {len(calib)} calibration photos ({where}), PSNR vs fp32 PyTorch on the "
+            f"{len(x)} validation photos:",
+            f"  NNCF grids (shipped):         file {nncf.get('parity', {}).get('psnr_db')} dB, NNCF's torch model "
+            f"{nncf.get('parity', {}).get('nncf_torch_psnr_db')} dB, {nncf.get('bytes', 0) / 1e3:.0f} kB",
+            f"  XNNPACKQuantizer (PT2E):      file {r.parity['psnr_db']:.2f} dB, its torch model "
+            f"{compare(own, ref).psnr_db:.2f} dB, {path.stat().st_size / 1e3:.0f} kB, {seconds:.0f} s "
+            f"(edgegan export --executorch-quantizer xnnpack)",
+            f"  delegation: {et.format_delegation(read_model_info(path).extra['delegation'])}"]
 
 
 def _export_rows(out: Path) -> list[dict]:

@@ -406,15 +406,18 @@ def eval_cmd(model: str, data: Path, direction: str, reference: str | None, out:
 @click.option("--threads", type=int, default=1, show_default=True, help="CPU threads for the latency column.")
 @click.option("--runs", type=int, default=20, show_default=True, help="Timed calls per model (median).")
 @click.option("--rknn-platform", default="rk3588", show_default=True, help="The Rockchip chip an RKNN export is for.")
+@click.option("--executorch-quantizer", default="nncf", show_default=True,
+              help="INT8 .pte: nncf (NNCF's grids, as the other formats) or xnnpack (ExecuTorch's own quantizer).")
 def export(model: str, target: str, precision: str, size: int | None, out: Path, photos: Path | None,
-           calib: Path | None, threads: int, runs: int, rknn_platform: str) -> None:
+           calib: Path | None, threads: int, runs: int, rknn_platform: str, executorch_quantizer: str) -> None:
     """Models for every engine in fp32/fp16/int8, each validated against PyTorch on real photos."""
     _need_torch("export")
     from edgegan.export import export as run_export
     from edgegan.export import format_table
 
     results = run_export(model, target, precision, size=size, out=out, photos=photos, calib=calib,
-                         threads=threads, runs=runs, rknn_platform=rknn_platform)
+                         threads=threads, runs=runs, rknn_platform=rknn_platform,
+                         executorch_quantizer=executorch_quantizer)
     click.echo(format_table(results))
     click.echo(f"report: {out / 'export.json'}")
     failed = [f"{r.target} {r.precision}" for r in results if r.status == "failed"]

@@ -28,7 +28,6 @@ from edgegan.export.source import load_source
 from edgegan.runtime.backends import load_backend
 from edgegan.runtime.bench import bench_models, format_latency
 from edgegan.runtime.formats import read_model_info
-from edgegan.runtime.metadata import ModelInfo
 from edgegan.runtime.quality import compare
 from tests.conftest import EXPORT_SIZE as SIZE
 from tests.conftest import run_without_torch
@@ -155,19 +154,23 @@ def test_bench_times_pte_rows_next_to_onnxruntime(et_exports):
 
 
 def test_xnnpack_quantizer_is_held_to_its_own_figure(export_student, reference, tmp_path):
-    """ExecuTorch's own INT8 (XNNPACKQuantizer, PT2E observers) on the same calibration photos as NNCF: the .pte
-    computes its quantizer's model; how it compares with NNCF's grids is reported (benchmarks/executorch_speed.py)."""
+    """``--executorch-quantizer xnnpack``: ExecuTorch's own INT8 (XNNPACKQuantizer, PT2E observers) on the same
+    calibration photos as NNCF; the .pte computes its quantizer's model and is held to NNCF's result."""
     x, ref = reference
-    model = load_source(export_student).model
-    qmodel = et.xnnpack_quantize(model, to_model_range(validate.demo_calibration(SIZE)))
+    (r,) = export(export_student, "executorch", "int8", out=tmp_path, runs=1, executorch_quantizer="xnnpack")
+    assert r.status == "ok", r.message
+    info = read_model_info(r.path)
+    assert info.precision == "int8" and "XNNPACKQuantizer" in info.extra["int8"]
+    assert "ExecuTorch's own quantizer" in info.extra["int8_from"] and "36 photos" in info.extra["int8_from"]
+    qmodel = et.xnnpack_quantize(load_source(export_student).model, to_model_range(validate.demo_calibration(SIZE)))
     with torch.no_grad():
         own = compare(qmodel(torch.from_numpy(x)).numpy(), ref)
-    path = tmp_path / "pt2e.pte"
-    info = et.export_xnnpack_quantized(qmodel, SIZE, path, ModelInfo("mobile-s", SIZE, "fp32"), photos=36)
-    assert read_model_info(path) == info and info.precision == "int8" and "XNNPACKQuantizer" in info.extra["int8"]
-    parity = compare(run_pte(path, x), ref)
+    parity = compare(run_pte(r.path, x), ref)
     assert 20 < own.psnr_db < 70, own
     assert parity.psnr_db >= own.psnr_db - validate.INT8_MARGIN_DB, (parity, own)
+    assert parity.psnr_db >= r.threshold_db == pytest.approx(r.parity["nncf_torch_psnr_db"] - 1, abs=0.01)
+    with pytest.raises(EdgeGANError, match="--executorch-quantizer 'pt2e': choose from nncf, xnnpack"):
+        export(export_student, "executorch", "int8", out=tmp_path, executorch_quantizer="pt2e")
 
 
 def test_metadata_reads_without_torch_and_the_backend_says_it_needs_torch(et_exports):

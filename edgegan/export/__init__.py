@@ -71,6 +71,7 @@ TARGETS = {t.name: t for t in (
 # what a row's status may be: ran here and matched PyTorch / matched PyTorch in the vendor's simulator (cannot
 # run here) / structure checked (cannot run here) / did not match or did not convert / not attempted
 STATUSES = ("ok", "simulated", "structure-ok", "failed", "skipped")
+EXECUTORCH_QUANTIZERS = ("nncf", "xnnpack")
 USABLE = ("ok", "simulated", "structure-ok")
 
 
@@ -107,6 +108,7 @@ class Job:
     calib: str | Path | None = None  # --calib, for targets whose INT8 is their own quantizer's (calibration_photos)
     photos: np.ndarray | None = None  # the validation photos, for targets checked in a simulator at conversion (RKNN)
     rknn_platform: str = "rk3588"
+    executorch_quantizer: str = "nncf"  # int8 .pte: NNCF's grids, or ExecuTorch's own XNNPACKQuantizer ("xnnpack")
 
 
 def missing_packages(target: Target) -> list[str]:
@@ -179,6 +181,7 @@ def export(
     model: str | Path, targets: str | list[str] = "all", precisions: str | list[str] = "fp32", *,
     size: int | None = None, out: str | Path = "exports", photos: str | Path | None = None,
     calib: str | Path | None = None, threads: int = 1, runs: int = 20, rknn_platform: str = "rk3588",
+    executorch_quantizer: str = "nncf",
 ) -> list[ExportResult]:
     """Export ``model`` to every (target, precision), validate each, and write ``out/export.json``.
 
@@ -193,6 +196,8 @@ def export(
             [36 tiles of the demo-data photos].
         threads, runs: the latency measurement (batch 1, median of ``runs`` calls).
         rknn_platform: the Rockchip chip an RKNN export is compiled for.
+        executorch_quantizer: INT8 ``.pte`` from NNCF's grids (``nncf``, as every format that can take them) or
+            from ExecuTorch's own XNNPACKQuantizer on the calibration photos (``xnnpack``; held to NNCF's result).
 
     Returns:
         One :class:`ExportResult` per (target, precision), plus ``skipped`` rows for targets of ``all``
@@ -208,6 +213,9 @@ def export(
 
         if rknn_platform not in PLATFORMS:
             raise EdgeGANError(f"--rknn-platform {rknn_platform!r}: choose from {', '.join(PLATFORMS)}")
+    if executorch_quantizer not in EXECUTORCH_QUANTIZERS:
+        raise EdgeGANError(f"--executorch-quantizer {executorch_quantizer!r}: choose from "
+                           f"{', '.join(EXECUTORCH_QUANTIZERS)}")
     if wanted and not any(p in TARGETS[t].precisions for t in wanted for p in precs):
         raise EdgeGANError(f"--precision {','.join(precs)}: {', '.join(wanted)} has none of it (its precisions: "
                            f"{', '.join(TARGETS[wanted[0]].precisions)})")
@@ -255,7 +263,7 @@ def export(
             info = ModelInfo(**{**asdict(base), "precision": precision,
                                 "extra": {**base.extra, **({"int8_from": int8_from} if precision == "int8" else {})}})
             job = Job(src.model, qmodel, precision, size, info, out / _file_name(src.name, size, precision, target),
-                      calib, images, rknn_platform)
+                      calib, images, rknn_platform, executorch_quantizer)
             results.append(_export_one(target, job, images, ref, nncf_ref, threads, runs, cache))
     _write_report(out / "export.json", results, {
         "model": str(src.path), "name": src.name, "source_sha256": src.sha256, "size": size, "int8_from": int8_from,
