@@ -96,8 +96,9 @@ def _run_converter(python: str, job_file: Path) -> None:
     script = job_file.with_name("rknn_convert.py")
     shutil.copyfile(Path(__file__).with_name("rknn_convert.py"), script)
     try:
+        # in the job's folder: the toolkit drops debug graphs (check*.onnx) in its working directory on some paths
         proc = subprocess.run([python, str(script), str(job_file)], capture_output=True, text=True, timeout=3600,
-                              check=False)
+                              check=False, cwd=job_file.parent)
     except subprocess.TimeoutExpired as err:
         raise EdgeGANError("rknn-toolkit2 did not finish within an hour") from err
     if proc.returncode == 0:
