@@ -7,9 +7,11 @@ CoreML gets the structural checks possible off macOS and the numeric ones on a M
 fails is moved to ``OUT/failed/`` and reported as failed; only validated models keep their name.
 
 INT8 is NNCF's everywhere (the quantizer's output, or NNCF PTQ run here on calibration photos): QDQ in
-ONNX, the same grids as int8 kernels in TFLite and as W8A8 in CoreML (:mod:`edgegan.export.qdq`). ncnn and
-MNN cannot take NNCF's grids (symmetric per-tensor activations; MNN folds QDQ into float ops): they run their
-own quantizers on the same calibration photos, keep NNCF's fp32 modules in fp32, and are held to NNCF's result.
+ONNX, the same grids as int8 kernels in TFLite and as W8A8 in CoreML (:mod:`edgegan.export.qdq`) and as PT2E q/dq
+in ExecuTorch. ncnn, MNN and RKNN cannot take NNCF's grids (symmetric per-tensor activations; MNN folds QDQ into
+float ops; rknn-toolkit2 requantizes): they run their own quantizers on the same calibration photos and are held to
+NNCF's result, as is ExecuTorch's own quantizer (``--executorch-quantizer xnnpack``). RKNN models run only on a
+Rockchip NPU: their parity is measured in rknn-toolkit2's simulator (status ``simulated``).
 """
 
 from __future__ import annotations
@@ -321,12 +323,26 @@ def _int8_model(src, size: int, calib):
 
 def calibration_photos(size: int, calib: str | Path | None) -> tuple[np.ndarray, str]:
     """(INT8 calibration photos, (N, size, size, 3) uint8 RGB; where they came from): ``--calib``'s folder, else
-    the demo-photo tiles. NNCF's PTQ and the targets with their own quantizer (ncnn, MNN) calibrate on these."""
+    the demo-photo tiles. NNCF's PTQ and the targets' own quantizers (ncnn, MNN, RKNN, ExecuTorch's) calibrate on
+    these."""
     from edgegan.export import validate
 
     if calib is not None:
         return validate.folder_photos(calib, size, limit=300, min_images=8, role="--calib"), str(calib)
     return validate.demo_calibration(size), "demo-photo tiles"
+
+
+def save_calibration_photos(job, folder: Path) -> tuple[list[Path], str]:
+    """The calibration photos as PNG files in a new ``folder``, for converters that read images from disk (MNN's and
+    rknn-toolkit2's quantizers): (their paths, where they came from)."""
+    import cv2
+
+    photos, where = calibration_photos(job.size, job.calib)
+    folder.mkdir()
+    paths = [folder / f"{i:04d}.png" for i in range(len(photos))]
+    for path, rgb in zip(paths, photos):
+        cv2.imwrite(str(path), rgb[..., ::-1])
+    return paths, where
 
 
 def _export_one(target: str, job: Job, images: np.ndarray, ref: np.ndarray, nncf_ref: np.ndarray | None,

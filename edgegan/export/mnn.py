@@ -58,14 +58,9 @@ def _run_tool(name: str, *args: str) -> None:
 def _calibration_config(job, folder: Path) -> tuple[dict, str]:
     """(the quantizer's image config, less the ops to skip; what it calibrates on): the calibration photos as PNG
     files, preprocessed as ModelInfo says."""
-    import cv2
+    from edgegan.export import save_calibration_photos
 
-    from edgegan.export import calibration_photos
-
-    photos, where = calibration_photos(job.size, job.calib)
-    folder.mkdir()
-    for i, rgb in enumerate(photos):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), rgb[..., ::-1])
+    photos, where = save_calibration_photos(job, folder)
     info = job.info
     config = {"format": info.color, "mean": [-info.offset / info.scale] * 3, "normal": [info.scale] * 3,
               "width": job.size, "height": job.size, "path": f"{folder}/", "used_image_num": len(photos),

@@ -75,19 +75,12 @@ def converter_python() -> tuple[str | None, str]:
 
 def _calibration_list(job, folder: Path) -> tuple[Path, str]:
     """(the toolkit's dataset file, one image path per line; where the photos came from)."""
-    import cv2
+    from edgegan.export import save_calibration_photos
 
-    from edgegan.export import calibration_photos
-
-    photos, where = calibration_photos(job.size, job.calib)
-    folder.mkdir()
-    paths = []
-    for i, rgb in enumerate(photos):
-        paths.append(folder / f"{i:04d}.png")
-        cv2.imwrite(str(paths[-1]), rgb[..., ::-1])
+    paths, where = save_calibration_photos(job, folder)
     listing = folder.parent / "dataset.txt"
     listing.write_text("".join(f"{p}\n" for p in paths))
-    return listing, f"{len(photos)} photos ({where})"
+    return listing, f"{len(paths)} photos ({where})"
 
 
 def _run_converter(python: str, job_file: Path) -> None:
